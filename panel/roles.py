@@ -1,0 +1,20 @@
+"""The two roles besides superusers. Customers and staff are the same user model; a staff
+member is a user with is_staff and the Staff group's permissions."""
+
+from django.contrib.auth.models import Group, Permission
+
+STAFF_GROUP = "Staff"
+CUSTOMER_GROUP = "Customers"
+
+# Staff handle orders, refills and customers' questions; they do not configure providers
+# or prices (admins, i.e. superusers, do).
+STAFF_PERMISSION_APPS = ("orders",)
+
+
+def ensure_groups() -> tuple[Group, Group]:
+    staff, _ = Group.objects.get_or_create(name=STAFF_GROUP)
+    customers, _ = Group.objects.get_or_create(name=CUSTOMER_GROUP)
+    staff.permissions.set(
+        Permission.objects.filter(content_type__app_label__in=STAFF_PERMISSION_APPS)
+    )
+    return staff, customers
