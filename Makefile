@@ -31,7 +31,7 @@ format: venv
 	$(VENV)/bin/ruff check --fix .
 
 bench: venv
-	$(PY) -m panel.devdb test -- $(PY) bench/run_all.py
+	$(PY) -m panel.devdb test -- $(PY) -m bench.run_all
 
 clean:
 	rm -rf var/pgtest-* var/celery-queue var/staticfiles

@@ -6,8 +6,12 @@ required, and start-up stops with a message naming what is missing.
 
 from pathlib import Path
 
+import django_stubs_ext
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+# Lets classes like ModelAdmin[Provider] be subscripted at run time, as mypy wants them.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 

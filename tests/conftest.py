@@ -33,3 +33,57 @@ def _guarded(real: Callable[..., Any]) -> Callable[..., Any]:
 def pytest_configure(config: pytest.Config) -> None:
     socket.socket.connect = _guarded(_real_connect)  # type: ignore[method-assign]
     socket.socket.connect_ex = _guarded(_real_connect_ex)  # type: ignore[method-assign]
+
+
+# --- shared fixtures -------------------------------------------------------------------------
+
+@pytest.fixture
+def sandbox():
+    """A live API v2 upstream on 127.0.0.1 where orders finish at their first status query."""
+    from providers.sandbox import SandboxServer
+
+    server = SandboxServer(port=0, step_seconds=0).start()
+    yield server
+    server.stop()
+
+
+def make_provider(sandbox: Any, name: str = "Sandbox", **fields: Any) -> Any:
+    from providers.models import Provider
+
+    provider = Provider(name=name, api_url=sandbox.url, **fields)
+    provider.api_key = fields.pop("api_key", sandbox.key)
+    provider.save()
+    return provider
+
+
+@pytest.fixture
+def provider(db, sandbox):
+    return make_provider(sandbox)
+
+
+def valid_add_params(service: dict[str, Any]) -> dict[str, Any]:
+    """Parameters of a valid `add` for one API v2 service, at its minimum quantity."""
+    kind, low = service["type"], int(service["min"])
+    link = f"https://instagram.com/p/test{service['service']}"
+    lines = [f"line {i}" for i in range(max(low, 1))]
+    by_type: dict[str, dict[str, Any]] = {
+        "Default": {"link": link, "quantity": low},
+        "Package": {"link": link},
+        "Custom Comments": {"link": link, "comments": lines},
+        "Custom Comments Package": {"link": link, "comments": lines},
+        "Mentions with Hashtags": {"link": link, "quantity": low, "usernames": ["a", "b"],
+                                   "hashtags": ["#x", "#y"]},
+        "Mentions Custom List": {"link": link, "usernames": [f"user{i}" for i in range(low)]},
+        "Mentions Hashtag": {"link": link, "quantity": low, "hashtag": "#travel"},
+        "Mentions User Followers": {"link": link, "quantity": low,
+                                    "username": "https://instagram.com/someone"},
+        "Mentions Media Likers": {"link": link, "quantity": low,
+                                  "media": "https://instagram.com/p/media1"},
+        "Subscriptions": {"username": "someone", "min": low, "max": low, "delay": 0,
+                          "posts": 3},
+        "Comment Likes": {"link": link, "quantity": low, "username": "owner"},
+        "Comment Replies": {"link": link, "username": "owner", "comments": lines},
+        "Poll": {"link": link, "quantity": low, "answer_number": 2},
+        "Invites from Groups": {"link": link, "quantity": low, "groups": ["group1", "group2"]},
+    }
+    return by_type[kind]

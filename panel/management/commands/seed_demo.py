@@ -1,10 +1,15 @@
 from typing import Any
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from panel.models import User
 from panel.roles import ensure_groups
+from providers.models import Provider
+from providers.sandbox import DEFAULT_KEY, SandboxServer
+from providers.sync import sync_catalog
 
 DEMO_USERS = [
     # username, password, role
@@ -12,6 +17,7 @@ DEMO_USERS = [
     ("staff", "staff-demo-pass", "staff"),
     ("customer", "customer-demo-pass", "customer"),
 ]
+SANDBOX_DB = settings.BASE_DIR / "var" / "sandbox.sqlite3"
 
 
 class Command(BaseCommand):
@@ -20,6 +26,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         with transaction.atomic():
             created = self._users()
+        self._sandbox_provider()
         self.stdout.write("Demo logins (http://127.0.0.1:8000/login/):")
         for username, password, role in DEMO_USERS:
             self.stdout.write(f"  {role:<9} {username} / {password}")
@@ -42,3 +49,20 @@ class Command(BaseCommand):
             if role != "admin":
                 user.groups.add(staff_group if role == "staff" else customer_group)
         return created_any
+
+    def _sandbox_provider(self) -> None:
+        """Register the sandbox upstream and import its catalog, once. `make run` starts the
+        sandbox only after this command, so the import talks to a short-lived one on the same
+        port and store."""
+        if Provider.objects.filter(name="Sandbox").exists():
+            return
+        provider = Provider(name="Sandbox", api_url=settings.SANDBOX_URL,
+                            low_balance_threshold=100)
+        provider.api_key = DEFAULT_KEY
+        provider.save()
+        port = urlsplit(settings.SANDBOX_URL).port or 80
+        SANDBOX_DB.parent.mkdir(exist_ok=True)
+        with SandboxServer(port=port, db=str(SANDBOX_DB)):
+            result = sync_catalog(provider)
+        self.stdout.write(f"Sandbox provider registered at {provider.api_url}: "
+                          f"{result.message or result.summary()}")

@@ -1,0 +1,10 @@
+"""Run every benchmark in turn; each prints its own figures and its baseline."""
+
+import runpy
+
+BENCHES = ["sync"]
+
+if __name__ == "__main__":
+    for name in BENCHES:
+        print(f"\n=== bench/{name}.py")
+        runpy.run_module(f"bench.{name}", run_name="__main__")

@@ -1,0 +1,24 @@
+"""Shared start-up for the benchmarks: Django on a throwaway test database."""
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "panel.settings")
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+
+@contextmanager
+def bench_database() -> Iterator[None]:
+    """Create test_<name> on the configured server, migrate it, and drop it afterwards,
+    so a benchmark never writes into the database you develop against."""
+    import django
+
+    django.setup()
+    from django.db import connection
+
+    name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    try:
+        yield
+    finally:
+        connection.creation.destroy_test_db(name, verbosity=0)

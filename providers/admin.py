@@ -1,0 +1,67 @@
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.http import HttpRequest
+
+from providers.models import Provider, ProviderService, ServiceChange
+
+
+class HttpsURLField(forms.URLField):
+    """A scheme-less URL typed by an admin means https (Django 6's default, chosen now)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("assume_scheme", "https")
+        super().__init__(**kwargs)
+
+
+class ProviderForm(forms.ModelForm[Provider]):
+    # Write-only: the stored key is never sent back to the browser, only its mask.
+    new_api_key = forms.CharField(
+        label="API key", required=False, strip=True,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Leave empty to keep the current key.",
+    )
+
+    class Meta:
+        model = Provider
+        fields = ["name", "api_url", "currency", "rate_to_panel", "enabled",
+                  "low_balance_threshold"]
+        field_classes = {"api_url": HttpsURLField}
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if not self.instance.api_key_encrypted and not data.get("new_api_key"):
+            self.add_error("new_api_key", "A new provider needs its API key.")
+        return data
+
+    def save(self, commit: bool = True) -> Provider:
+        if self.cleaned_data.get("new_api_key"):
+            self.instance.api_key = self.cleaned_data["new_api_key"]
+        return super().save(commit)
+
+
+@admin.register(Provider)
+class ProviderAdmin(admin.ModelAdmin[Provider]):
+    form = ProviderForm
+    list_display = ["name", "api_url", "enabled", "balance", "balance_currency",
+                    "last_sync_at", "last_sync_ok"]
+    readonly_fields = ["masked_key", "balance", "balance_currency", "balance_checked_at",
+                       "last_sync_at", "last_sync_ok", "last_sync_message"]
+
+
+@admin.register(ProviderService)
+class ProviderServiceAdmin(admin.ModelAdmin[ProviderService]):
+    list_display = ["provider", "upstream_id", "name", "type", "cost_rate", "min_quantity",
+                    "max_quantity", "offered"]
+    list_filter = ["provider", "offered", "type"]
+    search_fields = ["name", "category"]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # orders point at these rows
+
+
+@admin.register(ServiceChange)
+class ServiceChangeAdmin(admin.ModelAdmin[ServiceChange]):
+    list_display = ["created_at", "provider_service", "field", "old_value", "new_value", "note"]
+    list_filter = ["field"]

@@ -1,0 +1,169 @@
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+from providers import keys
+from providers.client import Client, ProviderError, check_url, mask_key
+
+# Upstream rates are quoted per 1000 with up to 5 decimals (API v2 shows "0.27819"); keep 6.
+RATE_PLACES = 6
+# Balances and charges: API v2 shows 5 decimals ("100.84292").
+MONEY_PLACES = 5
+
+
+def validate_upstream_url(url: str) -> None:
+    """Only http(s) URLs whose host resolves to public addresses (unless settings allow
+    private ones for the sandbox); the client checks again at every call."""
+    try:
+        check_url(url, allow_private=settings.PROVIDER_ALLOW_PRIVATE_ADDRESSES)
+    except ProviderError as exc:
+        raise ValidationError(exc.message) from None
+
+
+class Provider(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    api_url = models.URLField("API URL", max_length=500, validators=[validate_upstream_url])
+    api_key_encrypted = models.TextField(editable=False)
+    currency = models.CharField(max_length=3, default="USD")
+    # 1 unit of the provider's currency = this many units of the panel's currency.
+    rate_to_panel = models.DecimalField(max_digits=18, decimal_places=8, default=Decimal(1))
+    enabled = models.BooleanField(default=True)
+
+    balance = models.DecimalField(
+        max_digits=18, decimal_places=MONEY_PLACES, null=True, blank=True, editable=False
+    )
+    balance_currency = models.CharField(max_length=3, blank=True, editable=False)
+    balance_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    low_balance_threshold = models.DecimalField(
+        max_digits=18, decimal_places=MONEY_PLACES, null=True, blank=True
+    )
+    # Set when the low-balance alert went out; cleared once the balance recovers.
+    low_balance_alerted = models.BooleanField(default=False, editable=False)
+
+    last_sync_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_sync_ok = models.BooleanField(null=True, editable=False)
+    last_sync_message = models.TextField(blank=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # "Checked when the URL is saved": also for code paths that skip form validation.
+        validate_upstream_url(self.api_url)
+        super().save(*args, **kwargs)
+
+    @property
+    def api_key(self) -> str:
+        return keys.decrypt(self.api_key_encrypted)
+
+    @api_key.setter
+    def api_key(self, plaintext: str) -> None:
+        self.api_key_encrypted = keys.encrypt(plaintext)
+
+    @property
+    def masked_key(self) -> str:
+        return mask_key(self.api_key) if self.api_key_encrypted else ""
+
+    def client(self) -> Client:
+        return Client(
+            self.api_url,
+            self.api_key,
+            name=self.name,
+            connect_timeout=settings.PROVIDER_CONNECT_TIMEOUT,
+            read_timeout=settings.PROVIDER_READ_TIMEOUT,
+            allow_private=settings.PROVIDER_ALLOW_PRIVATE_ADDRESSES,
+            read_retries=settings.PROVIDER_READ_RETRIES,
+            user_agent=f"{settings.PANEL_NAME} (smm-reseller-panel)",
+        )
+
+    def to_panel_currency(self, amount: Decimal) -> Decimal:
+        return amount * self.rate_to_panel
+
+    def record_sync(self, ok: bool, message: str) -> None:
+        Provider.objects.filter(pk=self.pk).update(
+            last_sync_at=timezone.now(), last_sync_ok=ok, last_sync_message=message
+        )
+
+
+class ProviderServiceQuerySet(models.QuerySet["ProviderService"]):
+    def offered(self) -> ProviderServiceQuerySet:
+        return self.filter(offered=True, provider__enabled=True)
+
+
+class ProviderService(models.Model):
+    """One row of an upstream's catalog, as its last sync saw it. Never deleted: orders
+    point at it; a service the upstream stopped listing is kept with offered=False."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="services")
+    upstream_id = models.BigIntegerField()
+    name = models.CharField(max_length=500)
+    type = models.CharField(max_length=100)
+    category = models.CharField(max_length=500, blank=True)
+    # Cost per 1000 units, in the provider's currency.
+    cost_rate = models.DecimalField(max_digits=18, decimal_places=RATE_PLACES)
+    min_quantity = models.PositiveBigIntegerField()
+    max_quantity = models.PositiveBigIntegerField()
+    refill = models.BooleanField(default=False)
+    cancel = models.BooleanField(default=False)
+    dripfeed = models.BooleanField(default=False)
+    description = models.TextField(blank=True)
+    raw = models.JSONField(default=dict)
+    offered = models.BooleanField(default=True)
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    objects = ProviderServiceQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "upstream_id"], name="provider_service_unique_upstream_id"
+            ),
+        ]
+        indexes = [models.Index(fields=["provider", "offered"])]
+
+    def __str__(self) -> str:
+        return f"{self.provider.name} #{self.upstream_id} {self.name}"
+
+
+class ServiceChange(models.Model):
+    """What a catalog sync (or a pricing rule reacting to it) saw change, for the admins."""
+
+    class Field(models.TextChoices):
+        RATE = "rate"
+        MIN = "min"
+        MAX = "max"
+        NAME = "name"
+        TYPE = "type"
+        CATEGORY = "category"
+        REFILL = "refill"
+        CANCEL = "cancel"
+        DRIPFEED = "dripfeed"
+        DISAPPEARED = "disappeared"
+        REAPPEARED = "reappeared"
+        NEW = "new"
+
+    provider_service = models.ForeignKey(
+        ProviderService, on_delete=models.CASCADE, related_name="changes"
+    )
+    field = models.CharField(max_length=20, choices=Field.choices)
+    old_value = models.TextField(blank=True)
+    new_value = models.TextField(blank=True)
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.provider_service}: {self.field} {self.old_value} → {self.new_value}"

@@ -1,0 +1,207 @@
+"""Catalog sync and balance checks: what the panel learns from its upstreams on a schedule.
+
+Both call the upstream first and only then open a transaction, so no network call ever
+holds a database lock.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.mail import send_mail
+from django.db import transaction
+from django.dispatch import Signal
+from django.utils import timezone
+
+from providers.client import ProviderError, UpstreamService
+from providers.models import RATE_PLACES, Provider, ProviderService, ServiceChange
+
+log = logging.getLogger(__name__)
+
+# Sent after a sync committed, with provider= and changed_ids= (ProviderService pks whose
+# cost, bounds or flags changed, or that vanished or reappeared). Pricing listens to it.
+catalog_changed = Signal()
+
+_RATE_QUANTUM = Decimal(1).scaleb(-RATE_PLACES)
+# model attribute -> change-log field
+_TRACKED = {
+    "cost_rate": ServiceChange.Field.RATE,
+    "min_quantity": ServiceChange.Field.MIN,
+    "max_quantity": ServiceChange.Field.MAX,
+    "name": ServiceChange.Field.NAME,
+    "type": ServiceChange.Field.TYPE,
+    "category": ServiceChange.Field.CATEGORY,
+    "refill": ServiceChange.Field.REFILL,
+    "cancel": ServiceChange.Field.CANCEL,
+    "dripfeed": ServiceChange.Field.DRIPFEED,
+}
+
+
+@dataclass
+class SyncResult:
+    ok: bool
+    message: str = ""
+    created: int = 0
+    updated: int = 0
+    retired: int = 0
+    reappeared: int = 0
+    changed_ids: list[int] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"{self.created} new, {self.updated} changed, {self.retired} retired, "
+                f"{self.reappeared} reappeared")
+
+
+def sync_catalog(provider: Provider) -> SyncResult:
+    """Fetch the upstream's `services` and bring our copy in line, in a constant number of
+    queries. Refuses to retire anything when the upstream fails or lists nothing: an empty
+    reply is far likelier a broken upstream than a provider that sells nothing."""
+    try:
+        services = provider.client().services()
+    except ProviderError as exc:
+        return _refused(provider, f"services failed: {exc.message}")
+    if not services:
+        return _refused(provider, "the upstream listed no services; nothing was retired")
+    with transaction.atomic():
+        # Serialise syncs of one provider (two beats, or a button pressed during a sweep).
+        Provider.objects.select_for_update().filter(pk=provider.pk).first()
+        result = _apply_catalog(provider, services)
+        provider.record_sync(True, result.summary())
+    if result.changed_ids:
+        catalog_changed.send(sender=Provider, provider=provider, changed_ids=result.changed_ids)
+    log.info("catalog sync of %s: %s", provider.name, result.summary())
+    return result
+
+
+def _refused(provider: Provider, message: str) -> SyncResult:
+    log.warning("catalog sync of %s refused: %s", provider.name, message)
+    provider.record_sync(False, message)
+    return SyncResult(ok=False, message=message)
+
+
+def _row_values(service: UpstreamService) -> dict[str, Any]:
+    return {
+        "cost_rate": service.rate.quantize(_RATE_QUANTUM),
+        "min_quantity": max(service.min, 0),
+        "max_quantity": max(service.max, 0),
+        "name": service.name[:500],
+        "type": service.type[:100],
+        "category": service.category[:500],
+        "refill": service.refill,
+        "cancel": service.cancel,
+        "dripfeed": service.dripfeed,
+    }
+
+
+def _apply_catalog(provider: Provider, services: list[UpstreamService]) -> SyncResult:
+    now = timezone.now()
+    listed = {s.service: s for s in services}  # a repeated id: the last one wins
+    existing = {ps.upstream_id: ps for ps in ProviderService.objects.filter(provider=provider)}
+    result = SyncResult(ok=True)
+    upserts: list[ProviderService] = []
+    changes: list[tuple[ProviderService, str, str, str]] = []
+    for upstream_id, service in listed.items():
+        values = _row_values(service)
+        row = existing.get(upstream_id)
+        if row is None:
+            row = ProviderService(provider=provider, upstream_id=upstream_id, first_seen_at=now)
+            changes.append((row, ServiceChange.Field.NEW, "", values["name"]))
+            result.created += 1
+        else:
+            diffs = [(_TRACKED[k], getattr(row, k), v) for k, v in values.items()
+                     if getattr(row, k) != v]
+            if not row.offered:
+                diffs.append((ServiceChange.Field.REAPPEARED, "", ""))
+                result.reappeared += 1
+            if not diffs and row.raw == service.raw:
+                continue
+            result.updated += bool(diffs)
+            changes.extend((row, f, _text(old), _text(new)) for f, old, new in diffs)
+        for key, value in values.items():
+            setattr(row, key, value)
+        row.raw, row.offered, row.updated_at, row.description = (
+            service.raw, True, now, service.description)
+        upserts.append(row)
+    _upsert(upserts)
+    vanished = [row for uid, row in existing.items() if row.offered and uid not in listed]
+    _retire(vanished, now)
+    changes.extend((row, ServiceChange.Field.DISAPPEARED, "", "") for row in vanished)
+    result.retired = len(vanished)
+    ServiceChange.objects.bulk_create(
+        ServiceChange(provider_service_id=row.pk, field=f, old_value=old, new_value=new,
+                      created_at=now)
+        for row, f, old, new in changes
+    )
+    result.changed_ids = sorted(
+        {row.pk for row, f, _, _ in changes if f != ServiceChange.Field.NEW}
+    )
+    return result
+
+
+def _text(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _upsert(rows: list[ProviderService]) -> None:
+    if not rows:
+        return
+    # One INSERT … ON CONFLICT DO UPDATE for new and changed rows alike; PostgreSQL
+    # returns every row's id, which the change log needs for the new ones.
+    ProviderService.objects.bulk_create(
+        rows,
+        update_conflicts=True,
+        unique_fields=["provider", "upstream_id"],
+        update_fields=[*_TRACKED, "raw", "offered", "updated_at", "description"],
+    )
+
+
+def _retire(rows: list[ProviderService], now: Any) -> None:
+    if rows:
+        ProviderService.objects.filter(pk__in=[r.pk for r in rows]).update(
+            offered=False, updated_at=now
+        )
+
+
+def check_balances() -> None:
+    """Store every enabled provider's balance and alert once when one runs low."""
+    for provider in Provider.objects.filter(enabled=True):
+        check_balance(provider)
+
+
+def check_balance(provider: Provider) -> Decimal | None:
+    try:
+        balance = provider.client().balance()
+    except ProviderError as exc:
+        log.warning("balance check of %s failed: %s", provider.name, exc.message)
+        return None
+    Provider.objects.filter(pk=provider.pk).update(
+        balance=balance.amount, balance_currency=balance.currency,
+        balance_checked_at=timezone.now(),
+    )
+    threshold = provider.low_balance_threshold
+    low = threshold is not None and balance.amount < threshold
+    # Compare-and-set on the flag: one alert per crossing, however many checks race.
+    flipped = Provider.objects.filter(pk=provider.pk, low_balance_alerted=not low).update(
+        low_balance_alerted=low
+    )
+    if flipped and low:
+        _alert_low_balance(provider, balance.amount, balance.currency)
+    elif flipped:
+        log.info("provider %s balance recovered: %s %s", provider.name, balance.amount,
+                 balance.currency)
+    return balance.amount
+
+
+def _alert_low_balance(provider: Provider, amount: Decimal, currency: str) -> None:
+    message = (f"The balance at provider {provider.name} is {amount} {currency}, below the "
+               f"threshold of {provider.low_balance_threshold}. Orders routed to it will fail "
+               f"with 'not enough funds' once it runs out: top it up.")
+    log.warning("low balance alert: %s", message)
+    recipients = list(get_user_model().objects.filter(is_superuser=True, is_active=True)
+                      .exclude(email="").values_list("email", flat=True))
+    if recipients:
+        send_mail(f"Low balance at provider {provider.name}", message, None, recipients)
