@@ -34,6 +34,13 @@ def _beat_schedule() -> dict[str, dict[str, object]]:
         "check-balances": _every(
             settings.BALANCE_CHECK_INTERVAL, "providers.tasks.check_balances"
         ),
+        # The sweeps find what on-commit kicks missed (a lost message, a restarted worker).
+        "dispatch-due": _every(settings.SWEEP_INTERVAL, "orders.tasks.dispatch_due"),
+        "poll-orders": _every(settings.SWEEP_INTERVAL, "orders.tasks.poll_orders"),
+        "send-refills": _every(settings.SWEEP_INTERVAL, "orders.tasks.send_refills"),
+        "poll-refills": _every(settings.SWEEP_INTERVAL, "orders.tasks.poll_refills"),
+        "send-cancels": _every(settings.SWEEP_INTERVAL, "orders.tasks.send_cancels"),
+        "watchdog": _every(60, "orders.tasks.run_watchdog"),
     }
 
 

@@ -1,12 +1,146 @@
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from decimal import Decimal
+
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils import timezone
+
+from panel.money import MONEY_DIGITS, MONEY_PLACES
 
 
 class User(AbstractUser):
     """Customers and staff are one model; what each may do comes from groups and permissions.
 
-    The balance and the ledger arrive with the orders work; the model exists from the first
-    migration so that swapping the user model is never needed.
+    `balance` is a cache of the sum of the user's ledger entries, written only by
+    panel/ledger.py; the database refuses to let it go negative.
     """
+
+    balance = models.DecimalField(
+        max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, default=Decimal(0), editable=False
+    )
+    # A customer's discount on every service's price, in percent.
+    discount_percent = models.DecimalField(
+        max_digits=5, decimal_places=2, default=Decimal(0),
+        help_text="Discount on every price for this customer, in percent (0–100).",
+    )
 
     class Meta:
         db_table = "panel_user"
+        constraints = [
+            models.CheckConstraint(condition=models.Q(balance__gte=0),
+                                   name="user_balance_not_negative"),
+            models.CheckConstraint(
+                condition=models.Q(discount_percent__gte=0, discount_percent__lte=100),
+                name="user_discount_percent_range",
+            ),
+        ]
+
+
+class LedgerEntry(models.Model):
+    """One change of one customer's balance. Append-only: a database trigger refuses UPDATE
+    and DELETE, and partial unique indexes refuse a second charge or refund of one order."""
+
+    class Kind(models.TextChoices):
+        DEPOSIT = "deposit"
+        CHARGE = "charge"
+        REFUND = "refund"
+        ADJUSTMENT = "adjustment"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                             related_name="ledger_entries")
+    amount = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True,
+                              blank=True, related_name="+")
+    memo = models.TextField(blank=True)
+    # Plain ids, not foreign keys: the panel app must not depend on the orders app.
+    order_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    refill_id = models.BigIntegerField(null=True, blank=True)
+    balance_after = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "ledger entries"
+        constraints = [
+            models.UniqueConstraint(fields=["order_id"], condition=models.Q(kind="charge"),
+                                    name="ledger_one_charge_per_order"),
+            models.UniqueConstraint(fields=["order_id"], condition=models.Q(kind="refund"),
+                                    name="ledger_one_refund_per_order"),
+            models.CheckConstraint(
+                condition=~models.Q(kind="charge") | models.Q(amount__lt=0, order_id__isnull=False),
+                name="ledger_charge_is_negative_and_has_order",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(kind="refund") | models.Q(amount__gt=0, order_id__isnull=False),
+                name="ledger_refund_is_positive_and_has_order",
+            ),
+            models.CheckConstraint(condition=models.Q(balance_after__gte=0),
+                                   name="ledger_balance_after_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount} for {self.user_id}"
+
+
+API_KEY_PREFIX_LENGTH = 8
+
+
+def _hash_key(raw: str) -> str:
+    # Keys are 256-bit random strings, so a fast hash is enough (no dictionary to attack),
+    # and it keeps API calls cheap.
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
+    def active(self) -> ApiKeyQuerySet:
+        return self.filter(revoked_at__isnull=True, user__is_active=True)
+
+    def authenticate(self, raw: str) -> ApiKey | None:
+        """The active key matching `raw`, compared in constant time, or None."""
+        if not isinstance(raw, str) or len(raw) < API_KEY_PREFIX_LENGTH + 16:
+            return None
+        candidate = _hash_key(raw)
+        for key in self.active().select_related("user").filter(
+                prefix=raw[:API_KEY_PREFIX_LENGTH]):
+            if hmac.compare_digest(key.hashed, candidate):
+                return key
+        return None
+
+
+class ApiKey(models.Model):
+    """A customer's API v2 key: stored hashed, looked up by its first characters, shown once."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                             related_name="api_keys")
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=API_KEY_PREFIX_LENGTH, db_index=True)
+    hashed = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.user})"
+
+    @classmethod
+    def issue(cls, user: User, name: str = "") -> tuple[ApiKey, str]:
+        """Create a key; the raw key is returned this once and never stored."""
+        raw = secrets.token_hex(32)
+        key = cls.objects.create(user=user, name=name, prefix=raw[:API_KEY_PREFIX_LENGTH],
+                                 hashed=_hash_key(raw))
+        return key, raw
+
+    def revoke(self) -> None:
+        ApiKey.objects.filter(pk=self.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now())

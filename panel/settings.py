@@ -4,7 +4,9 @@ Development defaults work with nothing configured. With DEBUG off the secrets be
 required, and start-up stops with a message naming what is missing.
 """
 
+from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import django_stubs_ext
 import environ
@@ -139,9 +141,11 @@ DEFAULT_FROM_EMAIL: str = env.str("DEFAULT_FROM_EMAIL", default="panel@localhost
 # Redis carries Celery's messages and the shared cache (rate limits). Without it the demo
 # falls back to kombu's filesystem transport, which needs no server.
 REDIS_URL: str = env.str("REDIS_URL", default="")
-CELERY_BROKER_URL = REDIS_URL or "filesystem://"
-if not REDIS_URL:
-    _queue_dir = BASE_DIR / "var" / "celery-queue"
+# An explicit CELERY_BROKER_URL wins; `filesystem:///some/dir` keeps the filesystem queue in
+# that folder instead of var/celery-queue (the end-to-end tests give their worker a private one).
+CELERY_BROKER_URL: str = env.str("CELERY_BROKER_URL", default="") or REDIS_URL or "filesystem://"
+if CELERY_BROKER_URL.startswith("filesystem:"):
+    _queue_dir = Path(urlsplit(CELERY_BROKER_URL).path or BASE_DIR / "var" / "celery-queue")
     _queue_dir.mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue_dir),
@@ -158,6 +162,15 @@ CACHES = {
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
 
+# Pricing (orders/pricing.py): markups in percent over the upstream's cost.
+DEFAULT_MARKUP_PERCENT = Decimal(env.str("DEFAULT_MARKUP_PERCENT", default="30"))
+# No price may fall below cost plus this margin, whatever discounts or custom rates say.
+MIN_MARGIN_PERCENT = Decimal(env.str("MIN_MARGIN_PERCENT", default="5"))
+# What the margin guard does when a cost rise leaves a service below that floor.
+MARGIN_GUARD_ACTION: str = env.str("MARGIN_GUARD_ACTION", default="reprice")
+if MARGIN_GUARD_ACTION not in ("reprice", "disable"):
+    raise ImproperlyConfigured("MARGIN_GUARD_ACTION must be 'reprice' or 'disable'")
+
 # Upstream providers (providers/client.py).
 PROVIDER_CONNECT_TIMEOUT: float = env.float("PROVIDER_CONNECT_TIMEOUT", default=5.0)
 PROVIDER_READ_TIMEOUT: float = env.float("PROVIDER_READ_TIMEOUT", default=30.0)
@@ -166,6 +179,15 @@ PROVIDER_READ_RETRIES: int = env.int("PROVIDER_READ_RETRIES", default=2)
 PROVIDER_ALLOW_PRIVATE_ADDRESSES: bool = env.bool(
     "PROVIDER_ALLOW_PRIVATE_ADDRESSES", default=DEBUG
 )
+# Orders are checked about every tenth of their age, within these bounds (seconds).
+POLL_FIRST_DELAY: float = env.float("POLL_FIRST_DELAY", default=60.0)
+POLL_MAX_DELAY: float = env.float("POLL_MAX_DELAY", default=3600.0)
+# Watchdog: a send that never finished, and live orders that stopped moving.
+WATCHDOG_SUBMITTING_MINUTES: int = env.int("WATCHDOG_SUBMITTING_MINUTES", default=10)
+WATCHDOG_QUEUED_MINUTES: int = env.int("WATCHDOG_QUEUED_MINUTES", default=30)
+WATCHDOG_STALLED_HOURS: int = env.int("WATCHDOG_STALLED_HOURS", default=24)
+# How often beat sweeps for due work (sending, polling) in seconds.
+SWEEP_INTERVAL: int = env.int("SWEEP_INTERVAL", default=15)
 CATALOG_SYNC_INTERVAL: int = env.int("CATALOG_SYNC_INTERVAL", default=3600)
 BALANCE_CHECK_INTERVAL: int = env.int("BALANCE_CHECK_INTERVAL", default=900)
 SANDBOX_URL: str = env.str("SANDBOX_URL", default="http://127.0.0.1:8765/api/v2")

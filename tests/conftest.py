@@ -1,6 +1,7 @@
 import ipaddress
 import socket
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -42,7 +43,7 @@ def sandbox():
     """A live API v2 upstream on 127.0.0.1 where orders finish at their first status query."""
     from providers.sandbox import SandboxServer
 
-    server = SandboxServer(port=0, step_seconds=0).start()
+    server = SandboxServer(port=0, step_seconds=0, partial_every=0, rejected_every=0).start()
     yield server
     server.stop()
 
@@ -87,3 +88,69 @@ def valid_add_params(service: dict[str, Any]) -> dict[str, Any]:
         "Invites from Groups": {"link": link, "quantity": low, "groups": ["group1", "group2"]},
     }
     return by_type[kind]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    import os
+
+    from panel.celery import app as celery_app
+
+    # On-commit kicks in tests must not land in the development broker's queue folder,
+    # where a `make run` worker would pick them up; CI's Redis is a throwaway database.
+    if not os.environ.get("REDIS_URL"):
+        celery_app.conf.update(broker_url="memory://")
+
+
+def make_customer(username: str, balance: Decimal | str = "100", **fields: Any) -> Any:
+    from panel import ledger
+    from panel.models import User
+
+    user = User.objects.create_user(username, f"{username}@example.com", "pw-123456789",
+                                    **fields)
+    if Decimal(balance) > 0:
+        ledger.deposit(user.pk, Decimal(balance), memo="test deposit")
+    user.refresh_from_db()
+    return user
+
+
+def make_service(provider: Any, upstream_type: str = "Default", **fields: Any) -> Any:
+    """A service we sell, routed to the first offered upstream service of that type."""
+    from orders.models import Category, Route, Service
+    from providers.models import ProviderService
+
+    upstream = (ProviderService.objects.filter(provider=provider, type=upstream_type,
+                                               offered=True, **fields.pop("upstream", {}))
+                .order_by("upstream_id").first())
+    assert upstream is not None, f"no upstream {upstream_type} service; sync first"
+    category, _ = Category.objects.get_or_create(name=upstream.category)
+    values = {"name": upstream.name, "type": upstream.type, "min_quantity": upstream.min_quantity,
+              "max_quantity": upstream.max_quantity, "refill": upstream.refill,
+              "cancel": upstream.cancel, "dripfeed": upstream.dripfeed, **fields}
+    service = Service.objects.create(category=category, **values)
+    Route.objects.create(service=service, provider_service=upstream, priority=0)
+    return service
+
+
+@pytest.fixture
+def catalog(provider):
+    from providers.sync import sync_catalog
+
+    assert sync_catalog(provider).ok
+    return provider
+
+
+@pytest.fixture
+def alice(db):
+    return make_customer("alice")
+
+
+@pytest.fixture
+def bob(db):
+    return make_customer("bob")
+
+
+@pytest.fixture
+def staff_member(db):
+    from panel.models import User
+
+    return User.objects.create_user("sam", "sam@example.com", "pw-123456789", is_staff=True)

@@ -1,3 +1,4 @@
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -5,7 +6,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from panel.models import User
+from orders.importing import import_services
+from panel import ledger
+from panel.models import ApiKey, User
 from panel.roles import ensure_groups
 from providers.models import Provider
 from providers.sandbox import DEFAULT_KEY, SandboxServer
@@ -17,6 +20,7 @@ DEMO_USERS = [
     ("staff", "staff-demo-pass", "staff"),
     ("customer", "customer-demo-pass", "customer"),
 ]
+DEMO_DEPOSIT = Decimal("100")
 SANDBOX_DB = settings.BASE_DIR / "var" / "sandbox.sqlite3"
 
 
@@ -48,6 +52,10 @@ class Command(BaseCommand):
             user.save()
             if role != "admin":
                 user.groups.add(staff_group if role == "staff" else customer_group)
+            if role == "customer":
+                ledger.deposit(user.pk, DEMO_DEPOSIT, memo="demo deposit")
+                _, raw = ApiKey.issue(user, "demo key")
+                self.stdout.write(f"Demo customer API key (shown once): {raw}")
         return created_any
 
     def _sandbox_provider(self) -> None:
@@ -64,5 +72,7 @@ class Command(BaseCommand):
         SANDBOX_DB.parent.mkdir(exist_ok=True)
         with SandboxServer(port=port, db=str(SANDBOX_DB)):
             result = sync_catalog(provider)
+        services = import_services(provider)
         self.stdout.write(f"Sandbox provider registered at {provider.api_url}: "
-                          f"{result.message or result.summary()}")
+                          f"{result.message or result.summary()}; {len(services)} services "
+                          "for sale")

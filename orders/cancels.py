@@ -1,0 +1,106 @@
+"""Cancels: eligibility on the server, the request upstream in batches; the refund comes
+when polling sees Canceled or Partial (Order.finish), never from the request itself."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+
+from django.db import transaction
+from django.utils import timezone
+
+from orders.models import Order
+from orders.refills import INCORRECT_ORDER, RefillError, _customer_order
+from panel.models import User
+from providers.client import ProviderError
+from providers.models import Provider
+
+log = logging.getLogger(__name__)
+NOT_ELIGIBLE = "Order not eligible for cancel"
+BATCH = 100
+
+
+class CancelError(RefillError):
+    pass
+
+
+def request_cancel(user: User, order_id: object) -> None:
+    try:
+        order = _customer_order(user, order_id)
+    except RefillError:
+        raise CancelError(INCORRECT_ORDER) from None
+    if not order.service.cancel or order.cancel_requested_at is not None:
+        raise CancelError(NOT_ELIGIBLE)
+    if order.status == Order.Status.QUEUED and _cancel_before_sending(order, user):
+        return
+    if order.status in Order.POLLED and order.upstream_id is not None:
+        upstream = order.route.provider_service if order.route else None
+        if upstream is not None and not upstream.cancel:
+            raise CancelError(NOT_ELIGIBLE)
+        if Order.objects.filter(pk=order.pk, cancel_requested_at__isnull=True).update(
+                cancel_requested_at=timezone.now()):
+            order.log("cancel_requested", "", user.pk)
+            transaction.on_commit(_kick)
+            return
+    raise CancelError(NOT_ELIGIBLE)
+
+
+def _cancel_before_sending(order: Order, user: User) -> bool:
+    """Not sent yet: cancel here and refund it all at once."""
+    with transaction.atomic():
+        if not order.compare_and_set(Order.Status.QUEUED, status=Order.Status.CANCELED,
+                                     remains=order.charged_units, finished_at=timezone.now(),
+                                     next_check_at=None, cancel_requested_at=timezone.now()):
+            return False
+        order.log("canceled", "canceled before it was sent", user.pk)
+        order.refund(order.charge, "canceled before it was sent")
+    return True
+
+
+def _kick() -> None:
+    from orders.tasks import send_cancels
+
+    send_cancels.delay()
+
+
+def send_cancels(limit: int = 1000) -> int:
+    now = timezone.now()
+    with transaction.atomic():
+        rows = list(Order.objects.filter(cancel_requested_at__isnull=False,
+                                         cancel_sent_at__isnull=True,
+                                         status__in=Order.POLLED)
+                    .select_for_update(skip_locked=True)
+                    .values_list("pk", "provider_id", "upstream_id")[:limit])
+        Order.objects.filter(pk__in=[r[0] for r in rows]).update(cancel_sent_at=now)
+    by_provider: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for pk, provider_id, upstream_id in rows:
+        if provider_id is not None and upstream_id is not None:  # POLLED orders have both
+            by_provider[provider_id].append((pk, upstream_id))
+    for provider_id, items in by_provider.items():
+        provider = Provider.objects.get(pk=provider_id)
+        for start in range(0, len(items), BATCH):
+            _send_batch(provider, items[start:start + BATCH])
+    return len(rows)
+
+
+def _send_batch(provider: Provider, items: list[tuple[int, int]]) -> None:
+    try:
+        results = provider.client().cancel([upstream_id for _, upstream_id in items])
+    except ProviderError as exc:
+        # cancel is never retried by itself: a person can ask again once it is clear.
+        for pk, _ in items:
+            _note(pk, f"cancel request failed at {provider}: {exc.message}", accepted=False)
+        return
+    for pk, upstream_id in items:
+        result = results.get(upstream_id)
+        if result is True:
+            _note(pk, f"cancel accepted by {provider}", accepted=True)
+        else:
+            why = result.message if isinstance(result, ProviderError) else "no answer"
+            _note(pk, f"cancel refused by {provider}: {why}", accepted=False)
+
+
+def _note(pk: int, message: str, *, accepted: bool) -> None:
+    if accepted:  # look soon: the refund follows the status
+        Order.objects.filter(pk=pk).update(next_check_at=timezone.now())
+    Order(pk=pk).log("cancel_sent" if accepted else "cancel_failed", message)

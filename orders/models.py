@@ -1,0 +1,528 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from panel import ledger
+from panel.money import MONEY_DIGITS, MONEY_PLACES, quantize_refund
+from providers.client import OrderStatus, UpstreamStatus
+from providers.models import RATE_PLACES, Provider, ProviderService
+
+
+class ServiceType(models.TextChoices):
+    DEFAULT = "Default"
+    PACKAGE = "Package"
+    CUSTOM_COMMENTS = "Custom Comments"
+    CUSTOM_COMMENTS_PACKAGE = "Custom Comments Package"
+    MENTIONS_WITH_HASHTAGS = "Mentions with Hashtags"
+    MENTIONS_CUSTOM_LIST = "Mentions Custom List"
+    MENTIONS_HASHTAG = "Mentions Hashtag"
+    MENTIONS_USER_FOLLOWERS = "Mentions User Followers"
+    MENTIONS_MEDIA_LIKERS = "Mentions Media Likers"
+    SUBSCRIPTIONS = "Subscriptions"
+    COMMENT_LIKES = "Comment Likes"
+    COMMENT_REPLIES = "Comment Replies"
+    POLL = "Poll"
+    INVITES_FROM_GROUPS = "Invites from Groups"
+
+
+def _rate_field(**kwargs: Any) -> models.DecimalField:
+    return models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=RATE_PLACES, **kwargs)
+
+
+def _money_field(**kwargs: Any) -> models.DecimalField:
+    return models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, **kwargs)
+
+
+def _percent_field(**kwargs: Any) -> models.DecimalField:
+    return models.DecimalField(max_digits=7, decimal_places=2, **kwargs)
+
+
+class Category(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    position = models.PositiveIntegerField(default=0)
+    markup_percent = _percent_field(null=True, blank=True,
+                                    help_text="Markup for its services; empty: the default.")
+
+    class Meta:
+        ordering = ["position", "name"]
+        verbose_name_plural = "categories"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ServiceQuerySet(models.QuerySet["Service"]):
+    def enabled(self) -> ServiceQuerySet:
+        return self.filter(enabled=True)
+
+    def with_routes(self) -> ServiceQuerySet:
+        return self.select_related("category").prefetch_related(
+            models.Prefetch("routes", queryset=Route.objects.select_related(
+                "provider_service__provider").order_by("priority", "id")))
+
+
+class Service(models.Model):
+    """What we sell: a marked-up service with one or more upstream routes."""
+
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="services")
+    name = models.CharField(max_length=500)
+    type = models.CharField(max_length=40, choices=ServiceType.choices,
+                            default=ServiceType.DEFAULT)
+    description = models.TextField(blank=True)
+    min_quantity = models.PositiveBigIntegerField(default=1)
+    max_quantity = models.PositiveBigIntegerField(default=1)
+    refill = models.BooleanField(default=False)
+    refill_days = models.PositiveIntegerField(default=30, help_text="0 = no limit")
+    cancel = models.BooleanField(default=False)
+    dripfeed = models.BooleanField(default=False)
+    one_order_per_link = models.BooleanField(
+        default=True, help_text="Refuse a new order while one for the same link is active.")
+    enabled = models.BooleanField(default=True)
+    markup_percent = _percent_field(null=True, blank=True)
+    fixed_rate = _rate_field(null=True, blank=True,
+                             help_text="Price per 1000 in the panel's currency; overrides markup.")
+    position = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = ServiceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["category__position", "position", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(min_quantity__lte=models.F("max_quantity")),
+                                   name="service_min_not_above_max"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.name}"
+
+    def usable_routes(self) -> list[Route]:
+        """Routes in priority order whose upstream service is offered by an enabled provider."""
+        return [r for r in self.routes.all() if r.is_usable()]
+
+    def refill_deadline(self, finished_at: Any) -> Any:
+        if not self.refill_days or finished_at is None:
+            return None
+        return finished_at + timedelta(days=self.refill_days)
+
+
+class Route(models.Model):
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="routes")
+    provider_service = models.ForeignKey(ProviderService, on_delete=models.PROTECT,
+                                         related_name="routes")
+    priority = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["priority", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["service", "provider_service"],
+                                    name="route_unique_per_service"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service_id} → {self.provider_service}"
+
+    @property
+    def provider(self) -> Provider:
+        return self.provider_service.provider
+
+    def is_usable(self) -> bool:
+        return self.provider_service.offered and self.provider.enabled
+
+    def cost_rate(self) -> Decimal:
+        """The upstream's price per 1000 in the panel's currency."""
+        return self.provider.to_panel_currency(self.provider_service.cost_rate)
+
+
+class CustomRate(models.Model):
+    """A price per 1000 for one customer on one service, instead of the computed one."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                             related_name="custom_rates")
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="custom_rates")
+    rate = _rate_field()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "service"], name="custom_rate_unique"),
+            models.CheckConstraint(condition=Q(rate__gt=0), name="custom_rate_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.service_id}: {self.rate}"
+
+
+class OrderQuerySet(models.QuerySet["Order"]):
+    def for_customer(self, user_id: int) -> OrderQuerySet:
+        """What a customer sees: their own orders, not the runs the panel drip-feeds itself."""
+        return self.filter(user_id=user_id, parent__isnull=True)
+
+    def live(self) -> OrderQuerySet:
+        return self.exclude(status__in=Order.TERMINAL)
+
+    def due_for_dispatch(self, now: Any) -> OrderQuerySet:
+        return self.filter(status=Order.Status.QUEUED, next_check_at__lte=now)
+
+    def due_for_check(self, now: Any) -> OrderQuerySet:
+        return self.filter(status__in=Order.POLLED, next_check_at__lte=now,
+                           upstream_id__isnull=False)
+
+
+class Order(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        SUBMITTING = "submitting"
+        NEEDS_ATTENTION = "needs_attention", "Needs attention"
+        PENDING = "pending"
+        IN_PROGRESS = "in_progress", "In progress"
+        PROCESSING = "processing"
+        COMPLETED = "completed"
+        PARTIAL = "partial"
+        CANCELED = "canceled"
+        FAILED = "failed"
+
+    POLLED = (Status.PENDING, Status.IN_PROGRESS, Status.PROCESSING)
+    TERMINAL = (Status.COMPLETED, Status.PARTIAL, Status.CANCELED, Status.FAILED)
+    # What customers and API clients see (the seed's statuses).
+    CUSTOMER_STATUS = {
+        Status.QUEUED: "Pending", Status.SUBMITTING: "Pending",
+        Status.NEEDS_ATTENTION: "Pending", Status.PENDING: "Pending",
+        Status.IN_PROGRESS: "In progress", Status.PROCESSING: "Processing",
+        Status.COMPLETED: "Completed", Status.PARTIAL: "Partial",
+        Status.CANCELED: "Canceled", Status.FAILED: "Canceled",
+    }
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                             related_name="orders")
+    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="orders")
+    # Drip-feed the upstream cannot do is run by the panel: one child order per run.
+    parent = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True,
+                               related_name="runs_set")
+    run_number = models.PositiveIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+
+    link = models.TextField(blank=True)
+    quantity = models.PositiveBigIntegerField()  # per run for drip-feed
+    runs = models.PositiveIntegerField(null=True, blank=True)
+    interval = models.PositiveIntegerField(null=True, blank=True)  # minutes
+    charged_units = models.PositiveBigIntegerField()
+    params = models.JSONField(default=dict, blank=True)  # the type's other API v2 parameters
+
+    # Snapshots: refunds come from what was paid, never from today's price.
+    rate = _rate_field()
+    charge = _money_field()
+    cost = _money_field(help_text="Expected upstream cost in the panel's currency when placed.")
+    refunded = _money_field(default=Decimal(0))
+
+    route = models.ForeignKey(Route, on_delete=models.SET_NULL, null=True, blank=True,
+                              related_name="orders")
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, null=True, blank=True,
+                                 related_name="orders")
+    forced_route = models.ForeignKey(Route, on_delete=models.SET_NULL, null=True, blank=True,
+                                     related_name="+")
+    tried_routes = models.JSONField(default=list, blank=True)
+    upstream_id = models.BigIntegerField(null=True, blank=True)
+    upstream_charge = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES,
+                                          null=True, blank=True)
+    upstream_currency = models.CharField(max_length=3, blank=True)
+    start_count = models.BigIntegerField(null=True, blank=True)
+    remains = models.BigIntegerField(null=True, blank=True)
+
+    error = models.TextField(blank=True)
+    flag_reason = models.TextField(blank=True)
+    flagged_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    next_check_at = models.DateTimeField(null=True, blank=True)
+    last_progress_at = models.DateTimeField(null=True, blank=True)
+    checks = models.PositiveIntegerField(default=0)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    cancel_sent_at = models.DateTimeField(null=True, blank=True)
+
+    objects = OrderQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["status", "next_check_at"], name="order_due_idx"),
+            models.Index(fields=["service", "link"], name="order_link_idx"),
+            models.Index(fields=["user", "-id"], name="order_customer_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "upstream_id"],
+                                    condition=Q(upstream_id__isnull=False),
+                                    name="order_upstream_id_unique_per_provider"),
+            models.CheckConstraint(condition=Q(refunded__gte=0, refunded__lte=models.F("charge")),
+                                   name="order_refund_within_charge"),
+            models.CheckConstraint(condition=Q(charge__gte=0), name="order_charge_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"order #{self.pk}"
+
+    @property
+    def customer_status(self) -> str:
+        return self.CUSTOMER_STATUS[self.Status(self.status)]
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in self.TERMINAL
+
+    def log(self, kind: str, message: str = "", actor_id: int | None = None) -> None:
+        OrderEvent.objects.create(order_id=self.pk, kind=kind, message=message,
+                                  actor_id=actor_id)
+
+    def compare_and_set(self, expected: str | tuple[str, ...], **fields: Any) -> bool:
+        """Update only if the row is still in an expected status: a duplicate task or a
+        replayed reply then changes nothing."""
+        statuses = (expected,) if isinstance(expected, str) else expected
+        changed = Order.objects.filter(pk=self.pk, status__in=statuses).update(**fields)
+        if changed:
+            for name, value in fields.items():
+                setattr(self, name, value)
+        return bool(changed)
+
+    # --- money -------------------------------------------------------------------------
+
+    def refund_units(self) -> int | None:
+        """The units `remains` counts against; None when the panel cannot know them."""
+        if self.service.type == ServiceType.PACKAGE:
+            return None  # the upstream's package size is not ours to know
+        if self.service.type == ServiceType.CUSTOM_COMMENTS_PACKAGE:
+            return len(str(self.params.get("comments", "")).split("\n")) or None
+        return self.charged_units
+
+    def undelivered_share(self, remains: int) -> Decimal:
+        """charge × remains / quantity, remains clamped so it can never exceed the charge."""
+        units = self.refund_units()
+        if not units:
+            return Decimal(0)
+        return quantize_refund(self.charge * min(max(remains, 0), units) / units)
+
+    def refund(self, amount: Decimal, memo: str, actor_id: int | None = None) -> bool:
+        """Pay back `amount` of this order's charge, once: the ledger refuses a second refund
+        of one order, whoever asks and however many ask at once."""
+        if amount <= 0 or self.charge <= 0:
+            return False
+        try:
+            with transaction.atomic():
+                ledger.refund(self.user_id, amount, order_id=self.pk, memo=memo,
+                              actor_id=actor_id)
+                Order.objects.filter(pk=self.pk, refunded=0).update(refunded=amount)
+        except ledger.AlreadyRecorded:
+            return False
+        self.refunded = amount
+        self.log("refund", f"{amount} refunded: {memo}", actor_id)
+        return True
+
+    # --- upstream status ---------------------------------------------------------------
+
+    def fields_from_reply(self, reply: OrderStatus, now: Any, next_check: Any) -> dict[str, Any]:
+        status = UPSTREAM_TO_INTERNAL[reply.status]
+        remains = reply.clamped_remains(self.charged_units)
+        fields: dict[str, Any] = {
+            "status": status, "checks": self.checks + 1,
+            "start_count": reply.start_count if reply.start_count is not None
+            else self.start_count,
+            "remains": remains if remains is not None else self.remains,
+            "upstream_charge": reply.charge if reply.charge is not None
+            else self.upstream_charge,
+            "upstream_currency": (reply.currency or self.upstream_currency)[:3],
+        }
+        if status != self.status or fields["remains"] != self.remains:
+            fields["last_progress_at"] = now
+        if status in self.TERMINAL:
+            fields.update(finished_at=now, next_check_at=None)
+        else:
+            fields["next_check_at"] = next_check
+        return fields
+
+    def apply_upstream_status(self, reply: OrderStatus, next_check: Any = None) -> bool:
+        """Record one status reply; True if it changed the order."""
+        if self.status not in self.POLLED:
+            return False
+        now = timezone.now()
+        fields = self.fields_from_reply(reply, now, next_check or now)
+        if fields["status"] in self.TERMINAL:
+            return self.finish(fields, remains_known=reply.remains is not None)
+        return self.compare_and_set(self.status, **fields)
+
+    def finish(self, fields: dict[str, Any], *, remains_known: bool) -> bool:
+        """Move to a terminal status and refund what it calls for, in one transaction."""
+        with transaction.atomic():
+            if not self.compare_and_set(self.status, **fields):
+                return False
+            if self.status == self.Status.CANCELED:
+                self.refund(self.charge, "canceled upstream")
+            elif self.status == self.Status.PARTIAL:
+                self._refund_partial(remains_known)
+            if self.parent_id:
+                Order.settle_runs(self.parent_id)
+        return True
+
+    def _refund_partial(self, remains_known: bool) -> None:
+        if not remains_known or self.remains is None or self.refund_units() is None:
+            self.flag("Partial, but the undelivered quantity is unknown: refund by hand")
+            return
+        self.refund(self.undelivered_share(self.remains), f"partial: {self.remains} undelivered")
+
+    def flag(self, reason: str) -> None:
+        Order.objects.filter(pk=self.pk).update(flagged_at=timezone.now(), flag_reason=reason)
+        self.log("flagged", reason)
+
+    @staticmethod
+    def settle_runs(parent_id: int) -> None:
+        """A drip-feed the panel runs itself ends when every run has ended: Completed, or
+        Partial with the undelivered runs' share refunded."""
+        parent = Order.objects.select_for_update().select_related("service").get(pk=parent_id)
+        runs = list(parent.runs_set.all())
+        if parent.is_terminal or len(runs) < (parent.runs or 0) or any(
+                not r.is_terminal for r in runs):
+            return
+        missing = sum(r.quantity if r.status in (r.Status.FAILED, r.Status.CANCELED)
+                      else (r.remains or 0) if r.status == r.Status.PARTIAL else 0 for r in runs)
+        status = parent.Status.COMPLETED if missing == 0 else parent.Status.PARTIAL
+        parent.finish({"status": status, "remains": missing, "finished_at": timezone.now(),
+                       "next_check_at": None}, remains_known=True)
+
+    # --- staff actions on orders whose upstream outcome is unknown ---------------------
+
+    def resend(self, route: Route, actor_id: int) -> bool:
+        """Queue the order again for the chosen route: staff checked it was not bought."""
+        with transaction.atomic():
+            if not self.compare_and_set(self.Status.NEEDS_ATTENTION, status=self.Status.QUEUED,
+                                        forced_route=route, tried_routes=[],
+                                        next_check_at=timezone.now()):
+                return False
+            self.log("resend", f"resent to {route}", actor_id)
+            transaction.on_commit(lambda: _kick_dispatch(self.pk))
+        return True
+
+    def attach_upstream_id(self, upstream_id: int, route: Route, actor_id: int) -> bool:
+        """Staff found the order upstream by hand: link it and start polling."""
+        now = timezone.now()
+        with transaction.atomic():
+            if not self.compare_and_set(
+                    (self.Status.NEEDS_ATTENTION, self.Status.SUBMITTING),
+                    status=self.Status.PENDING, upstream_id=upstream_id, route=route,
+                    provider=route.provider, next_check_at=now, last_progress_at=now,
+                    flagged_at=None, flag_reason=""):
+                return False
+            self.log("attach", f"linked to upstream order {upstream_id} at {route.provider}",
+                     actor_id)
+        return True
+
+    def fail_and_refund(self, actor_id: int | None, reason: str) -> bool:
+        """Give up on an order that was never bought: FAILED and the whole charge back."""
+        with transaction.atomic():
+            if not self.compare_and_set(
+                    (self.Status.NEEDS_ATTENTION, self.Status.QUEUED, self.Status.SUBMITTING),
+                    status=self.Status.FAILED, error=reason, finished_at=timezone.now(),
+                    next_check_at=None):
+                return False
+            self.log("failed", reason, actor_id)
+            self.refund(self.charge, f"failed: {reason}", actor_id)
+            if self.parent_id:
+                Order.settle_runs(self.parent_id)
+        return True
+
+    def refund_partial_by_hand(self, remains: int, actor_id: int) -> bool:
+        """Staff settle a Partial whose remains the upstream did not say."""
+        if self.status != self.Status.PARTIAL:
+            return False
+        return self.refund(self.undelivered_share(remains),
+                           f"partial: {remains} undelivered (by staff)", actor_id)
+
+
+class Refill(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        SUBMITTING = "submitting"
+        NEEDS_ATTENTION = "needs_attention", "Needs attention"
+        PENDING = "pending"
+        IN_PROGRESS = "in_progress", "In progress"
+        COMPLETED = "completed"
+        REJECTED = "rejected"
+
+    ACTIVE = (Status.QUEUED, Status.SUBMITTING, Status.NEEDS_ATTENTION, Status.PENDING,
+              Status.IN_PROGRESS)
+    POLLED = (Status.PENDING, Status.IN_PROGRESS)
+    CUSTOMER_STATUS = {
+        Status.QUEUED: "Pending", Status.SUBMITTING: "Pending",
+        Status.NEEDS_ATTENTION: "Pending", Status.PENDING: "Pending",
+        Status.IN_PROGRESS: "In progress", Status.COMPLETED: "Completed",
+        Status.REJECTED: "Rejected",
+    }
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="refills")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                             related_name="refills")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="refills")
+    upstream_id = models.BigIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    next_check_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["status", "next_check_at"], name="refill_due_idx")]
+        constraints = [
+            # "None pending": at most one active refill per order, in the database too.
+            models.UniqueConstraint(fields=["order"],
+                                    condition=Q(status__in=["queued", "submitting",
+                                                            "needs_attention", "pending",
+                                                            "in_progress"]),
+                                    name="refill_one_active_per_order"),
+        ]
+
+    def __str__(self) -> str:
+        return f"refill #{self.pk} of order #{self.order_id}"
+
+    @property
+    def customer_status(self) -> str:
+        return self.CUSTOMER_STATUS[self.Status(self.status)]
+
+
+class OrderEvent(models.Model):
+    """What happened to an order and who did it: the audit trail staff read."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True,
+                              blank=True, related_name="+")
+    kind = models.CharField(max_length=40)
+    message = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.order_id} {self.kind}"
+
+
+UPSTREAM_TO_INTERNAL = {
+    UpstreamStatus.PENDING: Order.Status.PENDING,
+    UpstreamStatus.IN_PROGRESS: Order.Status.IN_PROGRESS,
+    UpstreamStatus.PROCESSING: Order.Status.PROCESSING,
+    UpstreamStatus.COMPLETED: Order.Status.COMPLETED,
+    UpstreamStatus.PARTIAL: Order.Status.PARTIAL,
+    UpstreamStatus.CANCELED: Order.Status.CANCELED,
+}
+
+
+def _kick_dispatch(order_id: int) -> None:
+    from orders.tasks import dispatch_order
+
+    dispatch_order.delay(order_id)

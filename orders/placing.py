@@ -1,0 +1,128 @@
+"""Placing an order: the one function behind the web form, mass orders and API v2 `add`."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from orders import pricing
+from orders.models import Order, Service
+from orders.params import OrderParamError, OrderRequest, parse_order
+from panel import ledger
+from panel.models import User
+from panel.money import quantize_money
+
+INCORRECT_SERVICE = "Incorrect service ID"
+NOT_ENOUGH_FUNDS = "Not enough funds on balance"
+ACTIVE_LINK = "You have active order with this link. Please wait until order being completed."
+
+
+class PlacingError(Exception):
+    """Why an order was refused, in the API v2 error text customers and clients match on."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def place_order(user: User, service_id: object, params: Mapping[str, object]) -> Order:
+    """Validate by type, price, and in one transaction debit the ledger and create the order
+    (QUEUED) with its price and cost snapshots. Dispatch is kicked once that commits.
+    Raises PlacingError; on error nothing is written."""
+    service = _service(service_id)
+    try:
+        request = parse_order(service.type, params, min_quantity=service.min_quantity,
+                              max_quantity=service.max_quantity, dripfeed=service.dripfeed,
+                              today=timezone.localdate())
+    except OrderParamError as exc:
+        raise PlacingError(exc.message) from None
+    route = pricing.primary_route(service)
+    rate = pricing.customer_rate(service, user)
+    if route is None or rate is None:
+        raise PlacingError(INCORRECT_SERVICE)  # nothing can deliver it right now
+    charge = pricing.charge_for(rate, request.charged_units, service.type)
+    cost = quantize_money(pricing.charge_for(route.cost_rate(), request.charged_units,
+                                             service.type))
+    with transaction.atomic():
+        if service.one_order_per_link and request.link:
+            _refuse_active_link(service, request.link)
+        order = Order.objects.create(
+            user=user, service=service, link=request.link, quantity=request.quantity,
+            runs=request.runs, interval=request.interval, charged_units=request.charged_units,
+            params=_stored_params(request), rate=rate, charge=charge, cost=cost,
+            next_check_at=timezone.now(),
+        )
+        try:
+            ledger.charge(user.pk, charge, order_id=order.pk, memo=f"order #{order.pk}")
+        except ledger.InsufficientFunds:
+            raise PlacingError(NOT_ENOUGH_FUNDS) from None
+        transaction.on_commit(lambda: _kick(order.pk))
+    return order
+
+
+def _stored_params(request: OrderRequest) -> dict[str, str]:
+    # What goes upstream besides link and drip-feed (added at dispatch, since a run the panel
+    # drip-feeds itself is sent without them).
+    return {k: v for k, v in request.upstream_params().items()
+            if k not in ("link", "runs", "interval")}
+
+
+def _service(service_id: object) -> Service:
+    text = str(service_id).strip()
+    if not text.isdigit() or not 0 < int(text) < 2**63:
+        raise PlacingError(INCORRECT_SERVICE)
+    service = Service.objects.enabled().with_routes().filter(pk=int(text)).first()
+    if service is None:
+        raise PlacingError(INCORRECT_SERVICE)
+    return service
+
+
+def _refuse_active_link(service: Service, link: str) -> None:
+    # Two concurrent orders for one link must not both pass the check: a transaction-scoped
+    # advisory lock on (service, link) makes the check-then-insert atomic.
+    digest = hashlib.blake2b(f"{service.pk}|{link}".encode(), digest_size=8).digest()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)",
+                       [int.from_bytes(digest, "big", signed=True)])
+    if Order.objects.live().filter(service=service, link=link, parent__isnull=True).exists():
+        raise PlacingError(ACTIVE_LINK)
+
+
+def _kick(order_id: int) -> None:
+    from orders.tasks import dispatch_order
+
+    dispatch_order.delay(order_id)
+
+
+@dataclass
+class MassOrderLine:
+    number: int
+    text: str
+    order: Order | None = None
+    error: str = ""
+
+
+def place_mass_order(user: User, text: str, max_lines: int = 1000) -> list[MassOrderLine]:
+    """Lines of `service_id | link | quantity`; each succeeds or fails on its own."""
+    results = []
+    lines = [line for line in text.replace("\r\n", "\n").split("\n") if line.strip()]
+    for number, line in enumerate(lines[:max_lines], start=1):
+        result = MassOrderLine(number, line.strip())
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) != 3:
+            result.error = "Incorrect request: use service_id | link | quantity"
+        else:
+            try:
+                result.order = place_order(user, parts[0],
+                                           {"link": parts[1], "quantity": parts[2]})
+            except PlacingError as exc:
+                result.error = exc.message
+        results.append(result)
+    if len(lines) > max_lines:
+        results.append(MassOrderLine(max_lines + 1, "…",
+                                     error=f"only the first {max_lines} lines are placed"))
+    return results

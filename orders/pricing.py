@@ -1,0 +1,125 @@
+"""What a service costs us and what it sells for: pure functions over loaded rows.
+
+Price per 1000 = cost of the first usable route × the provider's conversion rate ×
+(1 + markup), the markup from the service, else its category, else DEFAULT_MARKUP_PERCENT;
+or the service's fixed rate. A customer's custom rate or discount applies on top. No price
+goes below cost × (1 + MIN_MARGIN_PERCENT): a discount or a stale custom rate cannot sell
+at a loss by accident. Rates round up (panel/money.py); charges half up.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+
+from orders.models import Route, Service, ServiceType
+from panel.models import User
+from panel.money import SMALLEST, quantize_money, quantize_rate
+
+FLAT_TYPES = (ServiceType.PACKAGE, ServiceType.CUSTOM_COMMENTS_PACKAGE)
+HUNDRED = Decimal(100)
+
+
+def primary_route(service: Service) -> Route | None:
+    routes = service.usable_routes()
+    return routes[0] if routes else None
+
+
+def cost_rate(service: Service) -> Decimal | None:
+    """Our cost per 1000 (per package for flat types) in the panel's currency."""
+    route = primary_route(service)
+    return route.cost_rate() if route else None
+
+
+def markup_percent(service: Service) -> Decimal:
+    for markup in (service.markup_percent, service.category.markup_percent):
+        if markup is not None:
+            return markup
+    return Decimal(settings.DEFAULT_MARKUP_PERCENT)
+
+
+def floor_rate(cost: Decimal) -> Decimal:
+    return quantize_rate(cost * (1 + Decimal(settings.MIN_MARGIN_PERCENT) / HUNDRED))
+
+
+def base_rate(service: Service) -> Decimal | None:
+    """The list price per 1000, before any customer's discount; None if nothing can deliver it."""
+    cost = cost_rate(service)
+    if cost is None:
+        return None
+    if service.fixed_rate is not None:
+        return max(service.fixed_rate, floor_rate(cost))
+    return max(quantize_rate(cost * (1 + markup_percent(service) / HUNDRED)), floor_rate(cost))
+
+
+def customer_rate(service: Service, user: User,
+                  custom_rates: dict[int, Decimal] | None = None) -> Decimal | None:
+    """This customer's price per 1000. `custom_rates` (service id → rate) saves a query per
+    service when pricing a whole list."""
+    cost = cost_rate(service)
+    listed = base_rate(service)
+    if cost is None or listed is None:
+        return None
+    if custom_rates is None:
+        custom_rates = dict(user.custom_rates.filter(service=service)
+                            .values_list("service_id", "rate")) if user.pk else {}
+    rate = custom_rates.get(service.pk)
+    if rate is None:
+        rate = quantize_rate(listed * (1 - user.discount_percent / HUNDRED))
+    return max(rate, floor_rate(cost))
+
+
+def is_flat(service_type: str) -> bool:
+    return service_type in FLAT_TYPES
+
+
+def charge_for(rate: Decimal, units: int, service_type: str) -> Decimal:
+    """What an order of `units` costs at `rate`; never zero, so every order has its charge."""
+    amount = rate if is_flat(service_type) else rate * units / 1000
+    return max(quantize_money(amount), SMALLEST)
+
+
+def _unguarded_rate(service: Service, cost: Decimal) -> Decimal:
+    if service.fixed_rate is not None:
+        return service.fixed_rate
+    return quantize_rate(cost * (1 + markup_percent(service) / HUNDRED))
+
+
+def guard_margins(provider_service_ids: list[int]) -> list[Service]:
+    """After a sync changed these upstream services: reprice or disable (MARGIN_GUARD_ACTION)
+    every enabled service whose own price would now sell below cost plus the minimum margin,
+    and say why in the catalog change log. Returns the services it touched."""
+    from providers.models import ServiceChange  # the log belongs to the catalog
+
+    services = (Service.objects.enabled().with_routes()
+                .filter(routes__provider_service_id__in=provider_service_ids).distinct())
+    touched, notes = [], []
+    for service in services:
+        route = primary_route(service)
+        if route is None:
+            continue
+        cost, price = route.cost_rate(), _unguarded_rate(service, route.cost_rate())
+        floor = floor_rate(cost)
+        if price >= floor:
+            continue
+        note = _apply_guard(service, price, floor, cost)
+        touched.append(service)
+        notes.append(ServiceChange(provider_service=route.provider_service,
+                                   field=ServiceChange.Field.RATE, old_value=str(price),
+                                   new_value=str(floor), note=note))
+    ServiceChange.objects.bulk_create(notes)
+    return touched
+
+
+def _apply_guard(service: Service, price: Decimal, floor: Decimal, cost: Decimal) -> str:
+    why = (f"margin guard: service #{service.pk} '{service.name}' would sell at {price} per 1000, "
+           f"below cost {cost} plus the minimum margin of {settings.MIN_MARGIN_PERCENT}%")
+    if settings.MARGIN_GUARD_ACTION == "disable":
+        Service.objects.filter(pk=service.pk).update(enabled=False)
+        return f"{why}: disabled"
+    if service.fixed_rate is not None:
+        Service.objects.filter(pk=service.pk).update(fixed_rate=floor)
+        return f"{why}: fixed rate raised to {floor}"
+    Service.objects.filter(pk=service.pk).update(markup_percent=settings.MIN_MARGIN_PERCENT)
+    return f"{why}: markup raised to {settings.MIN_MARGIN_PERCENT}%"

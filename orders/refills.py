@@ -1,0 +1,125 @@
+"""Refills: a customer asks, the server checks eligibility, a sweep sends them upstream in
+batches and polling follows them (orders/polling.py)."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from orders.models import Order, Refill
+from panel.models import User
+from providers.client import ErrorKind, ProviderError
+from providers.models import Provider
+
+log = logging.getLogger(__name__)
+INCORRECT_ORDER = "Incorrect order ID"
+NOT_ELIGIBLE = "Order not eligible for refill"
+BATCH = 100
+RETRY_AFTER = timedelta(minutes=2)
+
+
+class RefillError(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def refill_refusal(order: Order) -> str:
+    """Why this order cannot be refilled now, or "" when it can."""
+    if not order.service.refill or order.status != Order.Status.COMPLETED:
+        return NOT_ELIGIBLE
+    if order.provider_id is None or order.upstream_id is None:
+        return NOT_ELIGIBLE  # a drip-feed the panel ran itself has no single upstream order
+    deadline = order.service.refill_deadline(order.finished_at)
+    if deadline is not None and timezone.now() > deadline:
+        return NOT_ELIGIBLE
+    return ""
+
+
+def request_refill(user: User, order_id: object) -> Refill:
+    order = _customer_order(user, order_id)
+    refusal = refill_refusal(order)
+    if refusal:
+        raise RefillError(refusal)
+    assert order.provider_id is not None
+    try:
+        with transaction.atomic():
+            refill = Refill.objects.create(order=order, user=user, provider_id=order.provider_id,
+                                           next_check_at=timezone.now())
+            order.log("refill_requested", f"refill #{refill.pk}", user.pk)
+            transaction.on_commit(_kick)
+    except IntegrityError:
+        raise RefillError(NOT_ELIGIBLE) from None  # one is already pending
+    return refill
+
+
+def _customer_order(user: User, order_id: object) -> Order:
+    text = str(order_id).strip()
+    order = None
+    if text.isdigit() and 0 < int(text) < 2**63:
+        order = (Order.objects.for_customer(user.pk).select_related("service")
+                 .filter(pk=int(text)).first())
+    if order is None:
+        raise RefillError(INCORRECT_ORDER)
+    return order
+
+
+def _kick() -> None:
+    from orders.tasks import send_refills
+
+    send_refills.delay()
+
+
+def claim_queued(limit: int = 500) -> list[Refill]:
+    now = timezone.now()
+    with transaction.atomic():
+        ids = list(Refill.objects.filter(status=Refill.Status.QUEUED, next_check_at__lte=now)
+                   .select_for_update(skip_locked=True).values_list("pk", flat=True)[:limit])
+        Refill.objects.filter(pk__in=ids).update(status=Refill.Status.SUBMITTING,
+                                                 submitted_at=now)
+    return list(Refill.objects.filter(pk__in=ids).select_related("order"))
+
+
+def send_refills() -> int:
+    by_provider: dict[int, list[Refill]] = defaultdict(list)
+    for refill in claim_queued():
+        by_provider[refill.provider_id].append(refill)
+    for provider_id, refills in by_provider.items():
+        provider = Provider.objects.get(pk=provider_id)
+        for start in range(0, len(refills), BATCH):
+            _send_batch(provider, refills[start:start + BATCH])
+    return sum(len(r) for r in by_provider.values())
+
+
+def _send_batch(provider: Provider, refills: list[Refill]) -> None:
+    by_upstream = {r.order.upstream_id or 0: r for r in refills}
+    try:
+        results = provider.client().refills(list(by_upstream))
+    except ProviderError as exc:
+        if exc.definite:  # nothing reached the upstream: try the whole batch again later
+            Refill.objects.filter(pk__in=[r.pk for r in refills]).update(
+                status=Refill.Status.QUEUED, next_check_at=timezone.now() + RETRY_AFTER)
+            return
+        for refill in refills:
+            _record(refill, exc)
+        return
+    missing = ProviderError(ErrorKind.BAD_REPLY, "no answer for this refill", definite=False)
+    for upstream_order_id, refill in by_upstream.items():
+        _record(refill, results.get(upstream_order_id, missing))
+
+
+def _record(refill: Refill, result: int | ProviderError) -> None:
+    now = timezone.now()
+    submitting = Refill.objects.filter(pk=refill.pk, status=Refill.Status.SUBMITTING)
+    if isinstance(result, int):
+        submitting.update(status=Refill.Status.PENDING, upstream_id=result, next_check_at=now)
+    elif result.definite:
+        submitting.update(status=Refill.Status.REJECTED, error=result.message, finished_at=now)
+    else:
+        # The upstream may have created it: a resend could refill twice.
+        submitting.update(status=Refill.Status.NEEDS_ATTENTION,
+                          error=f"outcome unknown: {result.message}")

@@ -1,0 +1,37 @@
+"""`make run`'s demo data: the three logins, a customer with money, the sandbox and its
+catalog for sale; loading twice changes nothing."""
+
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+
+from orders.models import Service
+from panel.devdb import free_port
+from panel.models import ApiKey, User
+from providers.models import Provider
+
+pytestmark = pytest.mark.django_db
+
+
+def test_demo_data_loads_once(settings, tmp_path, monkeypatch, capsys):
+    from panel.management.commands import seed_demo
+
+    settings.SANDBOX_URL = f"http://127.0.0.1:{free_port()}/api/v2"
+    monkeypatch.setattr(seed_demo, "SANDBOX_DB", tmp_path / "sandbox.sqlite3")
+
+    call_command("seed_demo")
+    call_command("seed_demo")
+
+    out = capsys.readouterr().out
+    assert "admin / admin-demo-pass" in out and "customer / customer-demo-pass" in out
+    assert User.objects.get(username="admin").is_superuser
+    assert User.objects.get(username="staff").groups.filter(name="Staff").exists()
+    customer = User.objects.get(username="customer")
+    assert customer.balance == Decimal("100")
+    assert ApiKey.objects.filter(user=customer).count() == 1
+    provider = Provider.objects.get(name="Sandbox")
+    assert provider.services.count() == 51
+    assert Service.objects.count() == 51
+    assert {s.type for s in Service.objects.all()} >= {"Default", "Subscriptions", "Poll"}
+    assert "already loaded" in out
