@@ -2,7 +2,7 @@
 
 import runpy
 
-BENCHES = ["sync"]
+BENCHES = ["sync", "poll"]
 
 if __name__ == "__main__":
     for name in BENCHES:

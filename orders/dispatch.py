@@ -11,6 +11,7 @@ import logging
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import Prefetch
 from django.utils import timezone
 
 from orders.models import Order, Route
@@ -52,8 +53,9 @@ def dispatch_one(order_id: int) -> bool:
 
 
 def send_claimed(order_id: int) -> None:
-    order = Order.objects.select_related("service", "forced_route__provider_service__provider"
-                                         ).get(pk=order_id)
+    routes = Route.objects.select_related("provider_service__provider").order_by("priority", "id")
+    order = (Order.objects.select_related("service", "forced_route__provider_service__provider")
+             .prefetch_related(Prefetch("service__routes", queryset=routes)).get(pk=order_id))
     if order.status != Order.Status.SUBMITTING:
         return
     if order.runs and order.parent_id is None and not _upstream_dripfeed_routes(order):
@@ -150,6 +152,13 @@ def _mark_sent(order: Order, route: Route, upstream_id: int) -> None:
         return
     if sent:
         order.log("sent", f"{route.provider} order {upstream_id}")
+    else:
+        # Someone moved the order on while the request was out (staff, the watchdog): the
+        # purchase happened all the same, so it must reach a person, not vanish.
+        order.flag(f"bought as {route.provider} order {upstream_id} after the order left "
+                   "SUBMITTING: check it is not paid for twice")
+        log.warning("order %s: late upstream id %s from %s", order.pk, upstream_id,
+                    route.provider)
 
 
 def first_check_delay() -> timedelta:
@@ -172,7 +181,7 @@ def _park_message(order: Order, message: str) -> None:
 
 
 def _fail(order: Order, reason: str) -> None:
-    if order.fail_and_refund(None, reason):
+    if order.fail((Order.Status.SUBMITTING,), None, reason):
         log.info("order %s failed and refunded: %s", order.pk, reason)
 
 
@@ -184,7 +193,7 @@ def _split_into_runs(order: Order) -> None:
         if not order.compare_and_set(Order.Status.SUBMITTING, status=Order.Status.IN_PROGRESS,
                                      last_progress_at=now):
             return
-        Order.objects.bulk_create(
+        runs = Order.objects.bulk_create(
             Order(user_id=order.user_id, service_id=order.service_id, parent=order,
                   run_number=number, link=order.link, quantity=order.quantity,
                   charged_units=order.quantity, params=order.params, rate=order.rate,
@@ -193,4 +202,4 @@ def _split_into_runs(order: Order) -> None:
         )
         order.log("drip_feed", f"{order.runs} runs every {order.interval} minutes, "
                                "run by the panel")
-    dispatch_due(limit=1)  # the first run is due now
+    dispatch_one(runs[0].pk)  # the first run is due now

@@ -10,7 +10,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from panel import ledger
-from panel.money import MONEY_DIGITS, MONEY_PLACES, quantize_refund
+from panel.money import MONEY_DIGITS, MONEY_PLACES, format_money, quantize_refund
 from providers.client import OrderStatus, UpstreamStatus
 from providers.models import RATE_PLACES, Provider, ProviderService
 
@@ -277,6 +277,18 @@ class Order(models.Model):
     def is_terminal(self) -> bool:
         return self.status in self.TERMINAL
 
+    def to_api_dict(self, currency: str) -> dict[str, str]:
+        """API v2 `status`: what the customer paid (net of refunds), the seed's status words."""
+        remains = self.remains if self.remains is not None else (
+            0 if self.status == self.Status.COMPLETED else self.charged_units)
+        return {
+            "charge": format_money(self.charge - self.refunded),
+            "start_count": str(self.start_count or 0),
+            "status": self.customer_status,
+            "remains": str(remains),
+            "currency": currency,
+        }
+
     def log(self, kind: str, message: str = "", actor_id: int | None = None) -> None:
         OrderEvent.objects.create(order_id=self.pk, kind=kind, message=message,
                                   actor_id=actor_id)
@@ -328,7 +340,9 @@ class Order(models.Model):
 
     def fields_from_reply(self, reply: OrderStatus, now: Any, next_check: Any) -> dict[str, Any]:
         status = UPSTREAM_TO_INTERNAL[reply.status]
-        remains = reply.clamped_remains(self.charged_units)
+        # Remains count what refunds count (comment lines for a comments package, whose
+        # charged_units is 1), so clamp to those units.
+        remains = reply.clamped_remains(self.refund_units() or self.charged_units)
         fields: dict[str, Any] = {
             "status": status, "checks": self.checks + 1,
             "start_count": reply.start_count if reply.start_count is not None
@@ -390,9 +404,11 @@ class Order(models.Model):
             return
         missing = sum(r.quantity if r.status in (r.Status.FAILED, r.Status.CANCELED)
                       else (r.remains or 0) if r.status == r.Status.PARTIAL else 0 for r in runs)
-        status = parent.Status.COMPLETED if missing == 0 else parent.Status.PARTIAL
+        # A run that ended Partial without saying how much: staff must settle the whole.
+        unknown = any(r.status == r.Status.PARTIAL and r.remains is None for r in runs)
+        status = parent.Status.PARTIAL if missing or unknown else parent.Status.COMPLETED
         parent.finish({"status": status, "remains": missing, "finished_at": timezone.now(),
-                       "next_check_at": None}, remains_known=True)
+                       "next_check_at": None}, remains_known=not unknown)
 
     # --- staff actions on orders whose upstream outcome is unknown ---------------------
 
@@ -422,10 +438,14 @@ class Order(models.Model):
         return True
 
     def fail_and_refund(self, actor_id: int | None, reason: str) -> bool:
-        """Give up on an order that was never bought: FAILED and the whole charge back."""
+        """Staff give up on an order that was never bought: FAILED and the whole charge back.
+        Not while a send is in flight (SUBMITTING): its outcome is not known yet."""
+        return self.fail((self.Status.NEEDS_ATTENTION, self.Status.QUEUED), actor_id, reason)
+
+    def fail(self, expected: tuple[str, ...], actor_id: int | None, reason: str) -> bool:
         with transaction.atomic():
             if not self.compare_and_set(
-                    (self.Status.NEEDS_ATTENTION, self.Status.QUEUED, self.Status.SUBMITTING),
+                    expected,
                     status=self.Status.FAILED, error=reason, finished_at=timezone.now(),
                     next_check_at=None):
                 return False
@@ -437,10 +457,17 @@ class Order(models.Model):
 
     def refund_partial_by_hand(self, remains: int, actor_id: int) -> bool:
         """Staff settle a Partial whose remains the upstream did not say."""
-        if self.status != self.Status.PARTIAL:
+        if self.status != self.Status.PARTIAL or self.refund_units() is None:
             return False
         return self.refund(self.undelivered_share(remains),
                            f"partial: {remains} undelivered (by staff)", actor_id)
+
+    def refund_amount_by_hand(self, amount: Decimal, actor_id: int, reason: str) -> bool:
+        """Staff settle a Partial the panel cannot measure (a Package: its size upstream is
+        not ours to know) with an amount they decide, never more than was paid."""
+        if self.status != self.Status.PARTIAL or not reason.strip():
+            return False
+        return self.refund(min(amount, self.charge), f"partial (by staff): {reason}", actor_id)
 
 
 class Refill(models.Model):

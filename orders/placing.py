@@ -73,7 +73,7 @@ def _stored_params(request: OrderRequest) -> dict[str, str]:
 
 def _service(service_id: object) -> Service:
     text = str(service_id).strip()
-    if not text.isdigit() or not 0 < int(text) < 2**63:
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 2**63:
         raise PlacingError(INCORRECT_SERVICE)
     service = Service.objects.enabled().with_routes().filter(pk=int(text)).first()
     if service is None:

@@ -60,7 +60,7 @@ def request_refill(user: User, order_id: object) -> Refill:
 def _customer_order(user: User, order_id: object) -> Order:
     text = str(order_id).strip()
     order = None
-    if text.isdigit() and 0 < int(text) < 2**63:
+    if text.isascii() and text.isdigit() and 0 < int(text) < 2**63:
         order = (Order.objects.for_customer(user.pk).select_related("service")
                  .filter(pk=int(text)).first())
     if order is None:

@@ -36,9 +36,13 @@ def deposit(user_id: int, amount: Decimal, *, actor_id: int | None = None,
 
 
 def charge(user_id: int, amount: Decimal, *, order_id: int, memo: str = "") -> LedgerEntry:
-    """Debit an order's price; InsufficientFunds when the balance does not cover it."""
+    """Debit an order's price; InsufficientFunds when the balance does not cover it.
+
+    Call it inside the transaction that creates the order, and let a failure abort that
+    transaction: a charge takes no savepoint of its own (two fewer round trips per order)."""
     _require_positive(amount)
-    return _move(user_id, -amount, LedgerEntry.Kind.CHARGE, order_id=order_id, memo=memo)
+    return _move(user_id, -amount, LedgerEntry.Kind.CHARGE, order_id=order_id, memo=memo,
+                 savepoint=False)
 
 
 def refund(user_id: int, amount: Decimal, *, order_id: int, memo: str = "",
@@ -68,20 +72,29 @@ def _require_positive(amount: Decimal) -> None:
         raise LedgerError(f"amount must be a positive Decimal, not {amount!r}")
 
 
-def _move(user_id: int, amount: Decimal, kind: str, **fields: object) -> LedgerEntry:
+def _move(user_id: int, amount: Decimal, kind: str, savepoint: bool = True,
+          **fields: object) -> LedgerEntry:
     amount = quantize_money(amount)
     try:
-        with transaction.atomic():
+        with transaction.atomic(savepoint=savepoint):
             balance_after = _update_balance(user_id, amount)
-            return LedgerEntry.objects.create(user_id=user_id, amount=amount, kind=kind,
-                                              balance_after=balance_after, **fields)
+            # A refused update wrote nothing: leave the block normally, so the caller's
+            # transaction stays usable, and only then say why.
+            entry = None if balance_after is None else LedgerEntry.objects.create(
+                user_id=user_id, amount=amount, kind=kind, balance_after=balance_after,
+                **fields)
     except IntegrityError as exc:
         if "ledger_one_" in str(exc):
             raise AlreadyRecorded(f"{kind} of order {fields.get('order_id')} exists") from None
         raise
+    if entry is None:
+        if not User.objects.filter(pk=user_id).exists():
+            raise LedgerError(f"no user {user_id}")
+        raise InsufficientFunds()
+    return entry
 
 
-def _update_balance(user_id: int, amount: Decimal) -> Decimal:
+def _update_balance(user_id: int, amount: Decimal) -> Decimal | None:
     # One statement: the row lock serialises concurrent moves of one customer, and the
     # condition makes an overdraft impossible rather than detected.
     with connection.cursor() as cursor:
@@ -91,12 +104,7 @@ def _update_balance(user_id: int, amount: Decimal) -> Decimal:
             [amount, user_id, amount],
         )
         row = cursor.fetchone()
-    if row is None:
-        if not User.objects.filter(pk=user_id).exists():
-            raise LedgerError(f"no user {user_id}")
-        raise InsufficientFunds()
-    balance: Decimal = row[0]
-    return balance
+    return None if row is None else Decimal(row[0])
 
 
 def mismatched_balances() -> list[tuple[int, str, Decimal, Decimal]]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -140,6 +141,13 @@ class ApiKey(models.Model):
         key = cls.objects.create(user=user, name=name, prefix=raw[:API_KEY_PREFIX_LENGTH],
                                  hashed=_hash_key(raw))
         return key, raw
+
+    def touch(self) -> None:
+        """Note the key was used: at most one write a minute, so API calls stay cheap."""
+        now = timezone.now()
+        if self.last_used_at is None or now - self.last_used_at > timedelta(minutes=1):
+            ApiKey.objects.filter(pk=self.pk).update(last_used_at=now)
+            self.last_used_at = now
 
     def revoke(self) -> None:
         ApiKey.objects.filter(pk=self.pk, revoked_at__isnull=True).update(

@@ -84,7 +84,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
 ]
 
-ROOT_URLCONF = "panel.urls"
+ROOT_URLCONF: str = env.str("ROOT_URLCONF", default="panel.urls")  # bench/api.py adds a floor
 WSGI_APPLICATION = "panel.wsgi.application"
 
 TEMPLATES = [
@@ -153,6 +153,9 @@ if CELERY_BROKER_URL.startswith("filesystem:"):
         "processed_folder": str(_queue_dir),
         "control_folder": str(_queue_dir / "control"),
         "store_processed": False,
+        # The worker looks for new messages this often (kombu's default is 1 s): a sweep
+        # expires after 0.9 of its interval, so with SWEEP_INTERVAL=1 the default loses most.
+        "polling_interval": 0.1,
     }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER: bool = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
@@ -170,6 +173,10 @@ MIN_MARGIN_PERCENT = Decimal(env.str("MIN_MARGIN_PERCENT", default="5"))
 MARGIN_GUARD_ACTION: str = env.str("MARGIN_GUARD_ACTION", default="reprice")
 if MARGIN_GUARD_ACTION not in ("reprice", "disable"):
     raise ImproperlyConfigured("MARGIN_GUARD_ACTION must be 'reprice' or 'disable'")
+
+# The panel's own API v2 (orders/api.py): calls per minute, shared across web workers.
+API_RATE_LIMIT_PER_KEY: int = env.int("API_RATE_LIMIT_PER_KEY", default=600)
+API_RATE_LIMIT_PER_IP: int = env.int("API_RATE_LIMIT_PER_IP", default=1200)
 
 # Upstream providers (providers/client.py).
 PROVIDER_CONNECT_TIMEOUT: float = env.float("PROVIDER_CONNECT_TIMEOUT", default=5.0)
