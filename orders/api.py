@@ -1,0 +1,255 @@
+"""The panel's own API v2 (../shared/api-v2.md), for resellers and scripts.
+
+One plain view: read the parameters however the client sent them, authenticate the key,
+dispatch to one small function per action. Every reply is JSON with HTTP 200, errors
+included, because API v2 clients read the body and drop replies with other codes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.http import HttpRequest, JsonResponse
+from django.http.multipartparser import MultiPartParserError
+from django.views.decorators.csrf import csrf_exempt
+
+from orders import cancels, pricing, refills
+from orders.models import Order, Refill, Service
+from orders.placing import PlacingError, place_order
+from panel.models import ApiKey, User
+from panel.money import format_money
+
+log = logging.getLogger(__name__)
+
+INVALID_KEY = "Invalid API key"
+BAD_REQUEST = "Incorrect request"
+INCORRECT_ORDER = "Incorrect order ID"
+REFILL_NOT_FOUND = "Refill not found"
+TOO_MANY = "Too many requests, please slow down"
+MAX_IDS = 100
+
+Params = Mapping[str, str]
+Reply = dict[str, Any] | list[Any]
+
+
+class ApiError(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def api_error(message: str) -> JsonResponse:
+    return JsonResponse({"error": message})
+
+
+@csrf_exempt
+def api_v2(request: HttpRequest) -> JsonResponse:
+    started = time.monotonic()
+    user, action, outcome = None, "", "ok"
+    try:
+        params = _read_params(request)
+        action = params.get("action", "")[:30]
+        _limit(f"ip:{request.META.get('REMOTE_ADDR', '')}", settings.API_RATE_LIMIT_PER_IP)
+        key = _authenticate(params.get("key", ""))
+        user = key.user
+        _limit(f"key:{key.pk}", settings.API_RATE_LIMIT_PER_KEY)
+        handler = ACTIONS.get(action)
+        if handler is None:
+            raise ApiError(BAD_REQUEST)
+        return JsonResponse(handler(user, params), safe=False)
+    except ApiError as exc:
+        outcome = exc.message
+        return api_error(exc.message)
+    except Exception:  # no input may produce a 500: clients would drop the reply
+        log.exception("api v2: unexpected failure in %r", action)
+        outcome = "internal error"
+        return api_error(BAD_REQUEST)
+    finally:
+        log.info("api v2 customer=%s action=%s outcome=%s duration_ms=%.0f",
+                 user.pk if user else "-", action or "-", outcome,
+                 (time.monotonic() - started) * 1000)
+
+
+def _read_params(request: HttpRequest) -> dict[str, str]:
+    """Form body, JSON body or query string; a repeated parameter counts once (the last)."""
+    try:
+        if request.content_type == "application/json" and request.body:
+            data = json.loads(request.body)
+            if not isinstance(data, dict):
+                raise ApiError(BAD_REQUEST)
+            return {str(k): _scalar(v) for k, v in data.items()}
+        source = request.POST if request.method == "POST" else request.GET
+        merged = {**request.GET.dict(), **source.dict()}
+    # RecursionError: JSON nested too deep for the decoder; MultiPartParserError: a
+    # multipart body without a usable boundary. Both are the client's error, not ours.
+    except (RequestDataTooBig, TooManyFieldsSent, MultiPartParserError, RecursionError,
+            ValueError, UnicodeDecodeError):
+        raise ApiError(BAD_REQUEST) from None
+    return {k: v for k, v in merged.items() if isinstance(v, str)}
+
+
+def _scalar(value: object) -> str:
+    if isinstance(value, list):
+        return "\n".join(str(v) for v in value)  # a JSON list of comments or usernames
+    return "" if value is None else str(value)
+
+
+def _limit(bucket: str, per_minute: int) -> None:
+    """A fixed one-minute window in the shared cache (Redis), so every web worker counts."""
+    if per_minute <= 0:
+        return
+    key = f"api-rate:{bucket}:{int(time.time() // 60)}"
+    cache.add(key, 0, timeout=120)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        count = 1
+    if count > per_minute:
+        raise ApiError(TOO_MANY)
+
+
+def _authenticate(raw_key: str) -> ApiKey:
+    key = ApiKey.objects.authenticate(raw_key)
+    if key is None:
+        raise ApiError(INVALID_KEY)
+    key.touch()
+    return key
+
+
+def _ids(text: str) -> list[str]:
+    """The comma list of a batch call: 1 to 100 items, kept as the client wrote them."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items or len(items) > MAX_IDS:
+        raise ApiError(BAD_REQUEST)
+    return items
+
+
+def _as_id(text: str) -> int | None:
+    # ASCII only: "²".isdigit() is true but int("²") raises.
+    return int(text) if text.isascii() and text.isdigit() and 0 < int(text) < 2**63 else None
+
+
+# --- actions -------------------------------------------------------------------------------
+
+def services(user: User, params: Params) -> Reply:
+    listed = Service.objects.enabled().with_routes()
+    custom = dict(user.custom_rates.values_list("service_id", "rate"))
+    reply = []
+    for service in listed:
+        rate = pricing.customer_rate(service, user, custom)
+        if rate is None:
+            continue  # nothing can deliver it right now
+        reply.append({
+            "service": service.pk, "name": service.name, "type": service.type,
+            "category": service.category.name, "rate": format_money(rate),
+            "min": str(service.min_quantity), "max": str(service.max_quantity),
+            "refill": service.refill, "cancel": service.cancel, "dripfeed": service.dripfeed,
+            "description": service.description,
+        })
+    return reply
+
+
+def add(user: User, params: Params) -> Reply:
+    if not params.get("service"):
+        raise ApiError(BAD_REQUEST)
+    try:
+        order = place_order(user, params["service"], params)
+    except PlacingError as exc:
+        raise ApiError(exc.message) from None
+    return {"order": order.pk}
+
+
+def status(user: User, params: Params) -> Reply:
+    if "orders" in params:
+        items = _ids(params["orders"])
+        found = _customer_orders(user, items)
+        return {item: found[i].to_api_dict(settings.PANEL_CURRENCY)
+                if (i := _as_id(item)) in found else {"error": INCORRECT_ORDER}
+                for item in items}
+    if "order" not in params:
+        raise ApiError(BAD_REQUEST)
+    order_id = _as_id(params["order"].strip())
+    found = _customer_orders(user, [str(order_id)]) if order_id else {}
+    if order_id not in found:
+        raise ApiError(INCORRECT_ORDER)
+    return found[order_id].to_api_dict(settings.PANEL_CURRENCY)
+
+
+def _customer_orders(user: User, items: list[str]) -> dict[int | None, Order]:
+    ids = [i for i in (_as_id(item) for item in items) if i is not None]
+    # One query for up to 100 orders, loading only what the reply shows.
+    fields = ("charge", "refunded", "start_count", "status", "remains", "charged_units")
+    return dict(Order.objects.for_customer(user.pk).only(*fields).in_bulk(ids))
+
+
+def refill(user: User, params: Params) -> Reply:
+    if "orders" in params:
+        return [_refill_item(user, item) for item in _ids(params["orders"])]
+    if "order" not in params:
+        raise ApiError(BAD_REQUEST)
+    try:
+        created = refills.request_refill(user, params["order"])
+    except refills.RefillError as exc:
+        raise ApiError(exc.message) from None
+    return {"refill": str(created.pk)}
+
+
+def _refill_item(user: User, item: str) -> dict[str, Any]:
+    try:
+        result: Any = refills.request_refill(user, item).pk
+    except refills.RefillError as exc:
+        result = {"error": exc.message}
+    return {"order": _as_id(item) or item, "refill": result}
+
+
+def refill_status(user: User, params: Params) -> Reply:
+    if "refills" in params:
+        items = _ids(params["refills"])
+        found = _customer_refills(user, items)
+        return [{"refill": _as_id(item) or item,
+                 "status": found[i].customer_status if (i := _as_id(item)) in found
+                 else {"error": REFILL_NOT_FOUND}} for item in items]
+    if "refill" not in params:
+        raise ApiError(BAD_REQUEST)
+    refill_id = _as_id(params["refill"].strip())
+    found = _customer_refills(user, [str(refill_id)]) if refill_id else {}
+    if refill_id not in found:
+        raise ApiError(REFILL_NOT_FOUND)
+    return {"status": found[refill_id].customer_status}
+
+
+def _customer_refills(user: User, items: list[str]) -> dict[int | None, Refill]:
+    ids = [i for i in (_as_id(item) for item in items) if i is not None]
+    return dict(Refill.objects.filter(user=user).in_bulk(ids))
+
+
+def cancel(user: User, params: Params) -> Reply:
+    text = params.get("orders") or params.get("order") or ""
+    return [_cancel_item(user, item) for item in _ids(text)]
+
+
+def _cancel_item(user: User, item: str) -> dict[str, Any]:
+    try:
+        cancels.request_cancel(user, item)
+        result: Any = 1
+    except cancels.CancelError as exc:
+        result = {"error": exc.message}
+    return {"order": _as_id(item) or item, "cancel": result}
+
+
+def balance(user: User, params: Params) -> Reply:
+    user.refresh_from_db(fields=["balance"])
+    return {"balance": format_money(user.balance), "currency": settings.PANEL_CURRENCY}
+
+
+ACTIONS: dict[str, Callable[[User, Params], Reply]] = {
+    "services": services, "add": add, "status": status, "refill": refill,
+    "refill_status": refill_status, "cancel": cancel, "balance": balance,
+}
