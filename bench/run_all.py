@@ -2,7 +2,7 @@
 
 import runpy
 
-BENCHES = ["sync", "poll"]
+BENCHES = ["sync", "poll", "api"]
 
 if __name__ == "__main__":
     for name in BENCHES:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
 from orders import pricing
-from orders.models import Order, Service
+from orders.models import CustomRate, Order, Route, Service
 from orders.params import OrderParamError, OrderRequest, parse_order
 from panel import ledger
 from panel.models import User
@@ -33,7 +36,7 @@ def place_order(user: User, service_id: object, params: Mapping[str, object]) ->
     """Validate by type, price, and in one transaction debit the ledger and create the order
     (QUEUED) with its price and cost snapshots. Dispatch is kicked once that commits.
     Raises PlacingError; on error nothing is written."""
-    service = _service(service_id)
+    service, custom_rates = _service(service_id, user)
     try:
         request = parse_order(service.type, params, min_quantity=service.min_quantity,
                               max_quantity=service.max_quantity, dripfeed=service.dripfeed,
@@ -41,7 +44,7 @@ def place_order(user: User, service_id: object, params: Mapping[str, object]) ->
     except OrderParamError as exc:
         raise PlacingError(exc.message) from None
     route = pricing.primary_route(service)
-    rate = pricing.customer_rate(service, user)
+    rate = pricing.customer_rate(service, user, custom_rates)
     if route is None or rate is None:
         raise PlacingError(INCORRECT_SERVICE)  # nothing can deliver it right now
     charge = pricing.charge_for(rate, request.charged_units, service.type)
@@ -71,13 +74,40 @@ def _stored_params(request: OrderRequest) -> dict[str, str]:
             if k not in ("link", "runs", "interval")}
 
 
-def _service(service_id: object) -> Service:
+def _service(service_id: object, user: User) -> tuple[Service, dict[int, Decimal]]:
+    """The service with its routes, and this customer's custom rate for it."""
     text = str(service_id).strip()
     if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 2**63:
         raise PlacingError(INCORRECT_SERVICE)
-    service = Service.objects.enabled().with_routes().filter(pk=int(text)).first()
+    service = _catalog_entry(int(text))
     if service is None:
-        raise PlacingError(INCORRECT_SERVICE)
+        raise PlacingError(INCORRECT_SERVICE)  # unknown, disabled, or routed nowhere
+    rate = (CustomRate.objects.filter(user=user, service_id=service.pk)
+            .values_list("rate", flat=True).first())
+    return service, {} if rate is None else {service.pk: rate}
+
+
+# Every order, API `add` included, needs its service and routes: one joined query, kept per
+# process for CATALOG_CACHE_SECONDS. A price up to that old is safe to sell at, because
+# dispatch never buys through a route that now costs more than the customer paid.
+_catalog: dict[int, tuple[float, Service | None]] = {}
+
+
+def _catalog_entry(service_id: int) -> Service | None:
+    now = time.monotonic()
+    cached = _catalog.get(service_id)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    routes = list(Route.objects.filter(service_id=service_id, service__enabled=True)
+                  .select_related("service__category", "provider_service__provider")
+                  .order_by("priority", "id"))
+    service = routes[0].service if routes else None
+    if service is not None:
+        service.use_routes(routes)
+    if settings.CATALOG_CACHE_SECONDS > 0:
+        if len(_catalog) > 10_000:  # ids that do not exist must not grow it without bound
+            _catalog.clear()
+        _catalog[service_id] = (now + settings.CATALOG_CACHE_SECONDS, service)
     return service
 
 

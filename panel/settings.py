@@ -178,6 +178,9 @@ if MARGIN_GUARD_ACTION not in ("reprice", "disable"):
 API_RATE_LIMIT_PER_KEY: int = env.int("API_RATE_LIMIT_PER_KEY", default=600)
 API_RATE_LIMIT_PER_IP: int = env.int("API_RATE_LIMIT_PER_IP", default=1200)
 
+# Seconds a web process keeps a service and its routes for placing orders (orders/placing.py).
+CATALOG_CACHE_SECONDS: float = env.float("CATALOG_CACHE_SECONDS", default=5.0)
+
 # Upstream providers (providers/client.py).
 PROVIDER_CONNECT_TIMEOUT: float = env.float("PROVIDER_CONNECT_TIMEOUT", default=5.0)
 PROVIDER_READ_TIMEOUT: float = env.float("PROVIDER_READ_TIMEOUT", default=30.0)

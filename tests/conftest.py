@@ -38,6 +38,18 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # --- shared fixtures -------------------------------------------------------------------------
 
+@pytest.fixture(autouse=True)
+def fresh_catalog_cache(settings):
+    """Ids repeat across tests, so the per-process catalog cache must not outlive one; the
+    test that proves the cache turns it on itself."""
+    from orders import placing
+
+    settings.CATALOG_CACHE_SECONDS = 0
+    placing._catalog.clear()
+    yield
+    placing._catalog.clear()
+
+
 @pytest.fixture
 def sandbox():
     """A live API v2 upstream on 127.0.0.1 where orders finish at their first status query."""

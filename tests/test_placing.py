@@ -155,3 +155,26 @@ def test_mass_order_lines_succeed_or_fail_on_their_own(catalog, alice):
     assert results[2].error == "Incorrect service ID"
     assert results[3].error.startswith("Incorrect request")
     assert Order.objects.filter(user=alice).count() == 2
+
+
+def test_the_catalog_cache_saves_the_service_query_and_expires(catalog, alice, settings):
+    import time
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    settings.CATALOG_CACHE_SECONDS = 0.5
+    service = make_service(catalog, "Default", one_order_per_link=False)
+    params = {"link": "https://x.com/c", "quantity": service.min_quantity}
+    counts = []
+    for _ in range(2):
+        with CaptureQueriesContext(connection) as ctx:
+            place_order(alice, service.pk, params)
+        counts.append(len(ctx.captured_queries))
+    assert counts[1] == counts[0] - 1  # the second order reuses the service and its routes
+
+    service.enabled = False
+    service.save()
+    time.sleep(0.6)
+    with pytest.raises(PlacingError, match="Incorrect service ID"):
+        place_order(alice, service.pk, params)
