@@ -56,7 +56,7 @@ def api_v2(request: HttpRequest) -> JsonResponse:
     try:
         params = _read_params(request)
         action = params.get("action", "")[:30]
-        _limit(f"ip:{request.META.get('REMOTE_ADDR', '')}", settings.API_RATE_LIMIT_PER_IP)
+        _limit(f"ip:{client_address(request)}", settings.API_RATE_LIMIT_PER_IP)
         key = _authenticate(params.get("key", ""))
         user = key.user
         _limit(f"key:{key.pk}", settings.API_RATE_LIMIT_PER_KEY)
@@ -93,6 +93,19 @@ def _read_params(request: HttpRequest) -> dict[str, str]:
             ValueError, UnicodeDecodeError):
         raise ApiError(BAD_REQUEST) from None
     return {k: v for k, v in merged.items() if isinstance(v, str)}
+
+
+def client_address(request: HttpRequest) -> str:
+    """The caller's address. Behind TRUSTED_PROXY_COUNT reverse proxies it is the entry that
+    many places from the right of X-Forwarded-For (entries further left are whatever the
+    client wrote); without proxies, or with a short header, the socket's peer."""
+    peer = str(request.META.get("REMOTE_ADDR", ""))
+    proxies = settings.TRUSTED_PROXY_COUNT
+    if proxies <= 0:
+        return peer
+    hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    hops = [h for h in hops if h]
+    return hops[-proxies] if len(hops) >= proxies else peer
 
 
 def _scalar(value: object) -> str:

@@ -177,6 +177,9 @@ if MARGIN_GUARD_ACTION not in ("reprice", "disable"):
 # The panel's own API v2 (orders/api.py): calls per minute, shared across web workers.
 API_RATE_LIMIT_PER_KEY: int = env.int("API_RATE_LIMIT_PER_KEY", default=600)
 API_RATE_LIMIT_PER_IP: int = env.int("API_RATE_LIMIT_PER_IP", default=1200)
+# Reverse proxies in front of the web (the compose setup's TLS proxy is one): client
+# addresses for the per-address limit are read from X-Forwarded-For through that many.
+TRUSTED_PROXY_COUNT: int = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 # Seconds a web process keeps a service and its routes for placing orders (orders/placing.py).
 CATALOG_CACHE_SECONDS: float = env.float("CATALOG_CACHE_SECONDS", default=5.0)

@@ -357,3 +357,36 @@ def test_the_key_never_appears_in_the_log(client, keys, service, caplog):
 
     assert keys["alice"] not in caplog.text
     assert "action=add" in caplog.text and "customer=" in caplog.text
+
+
+@pytest.mark.parametrize(("proxies", "forwarded", "expected"), [
+    (0, "203.0.113.9", "10.0.0.2"),                   # no proxy trusted: the socket's peer
+    (1, "203.0.113.9", "203.0.113.9"),                # what our proxy saw
+    (1, "6.6.6.6, 203.0.113.9", "203.0.113.9"),       # a client cannot forge its way in
+    (2, "198.51.100.7, 203.0.113.9", "198.51.100.7"),
+    (2, "203.0.113.9", "10.0.0.2"),                   # fewer hops than proxies: the peer
+])
+def test_the_per_address_limit_sees_clients_through_trusted_proxies(
+        rf, settings, proxies, forwarded, expected):
+    from orders.api import client_address
+
+    settings.TRUSTED_PROXY_COUNT = proxies
+    request = rf.post("/api/v2", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=forwarded)
+
+    assert client_address(request) == expected
+
+
+def test_two_clients_behind_one_proxy_have_their_own_limits(client, keys, alice, settings):
+    from django.core.cache import cache
+
+    cache.clear()
+    settings.TRUSTED_PROXY_COUNT = 1
+    settings.API_RATE_LIMIT_PER_IP = 2
+
+    def balance(address):
+        return client.post("/api/v2", {"key": keys["alice"], "action": "balance"},
+                           REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=address).json()
+
+    first = [balance("198.51.100.1") for _ in range(3)]
+    assert "error" in first[-1] and "error" not in first[0]
+    assert "error" not in balance("198.51.100.2")
