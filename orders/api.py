@@ -22,6 +22,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from orders import cancels, pricing, refills
 from orders.models import Order, Refill, Service
+from orders.params import parse_id
 from orders.placing import PlacingError, place_order
 from panel.models import ApiKey, User
 from panel.money import format_money
@@ -144,11 +145,6 @@ def _ids(text: str) -> list[str]:
     return items
 
 
-def _as_id(text: str) -> int | None:
-    # ASCII only: "²".isdigit() is true but int("²") raises.
-    return int(text) if text.isascii() and text.isdigit() and 0 < int(text) < 2**63 else None
-
-
 # --- actions -------------------------------------------------------------------------------
 
 def services(user: User, params: Params) -> Reply:
@@ -184,11 +180,11 @@ def status(user: User, params: Params) -> Reply:
         items = _ids(params["orders"])
         found = _customer_orders(user, items)
         return {item: found[i].to_api_dict(settings.PANEL_CURRENCY)
-                if (i := _as_id(item)) in found else {"error": INCORRECT_ORDER}
+                if (i := parse_id(item)) in found else {"error": INCORRECT_ORDER}
                 for item in items}
     if "order" not in params:
         raise ApiError(BAD_REQUEST)
-    order_id = _as_id(params["order"].strip())
+    order_id = parse_id(params["order"])
     found = _customer_orders(user, [str(order_id)]) if order_id else {}
     if order_id not in found:
         raise ApiError(INCORRECT_ORDER)
@@ -196,7 +192,7 @@ def status(user: User, params: Params) -> Reply:
 
 
 def _customer_orders(user: User, items: list[str]) -> dict[int | None, Order]:
-    ids = [i for i in (_as_id(item) for item in items) if i is not None]
+    ids = [i for i in (parse_id(item) for item in items) if i is not None]
     # One query for up to 100 orders, loading only what the reply shows.
     fields = ("charge", "refunded", "start_count", "status", "remains", "charged_units")
     return dict(Order.objects.for_customer(user.pk).only(*fields).in_bulk(ids))
@@ -219,19 +215,19 @@ def _refill_item(user: User, item: str) -> dict[str, Any]:
         result: Any = refills.request_refill(user, item).pk
     except refills.RefillError as exc:
         result = {"error": exc.message}
-    return {"order": _as_id(item) or item, "refill": result}
+    return {"order": parse_id(item) or item, "refill": result}
 
 
 def refill_status(user: User, params: Params) -> Reply:
     if "refills" in params:
         items = _ids(params["refills"])
         found = _customer_refills(user, items)
-        return [{"refill": _as_id(item) or item,
-                 "status": found[i].customer_status if (i := _as_id(item)) in found
+        return [{"refill": parse_id(item) or item,
+                 "status": found[i].customer_status if (i := parse_id(item)) in found
                  else {"error": REFILL_NOT_FOUND}} for item in items]
     if "refill" not in params:
         raise ApiError(BAD_REQUEST)
-    refill_id = _as_id(params["refill"].strip())
+    refill_id = parse_id(params["refill"])
     found = _customer_refills(user, [str(refill_id)]) if refill_id else {}
     if refill_id not in found:
         raise ApiError(REFILL_NOT_FOUND)
@@ -239,7 +235,7 @@ def refill_status(user: User, params: Params) -> Reply:
 
 
 def _customer_refills(user: User, items: list[str]) -> dict[int | None, Refill]:
-    ids = [i for i in (_as_id(item) for item in items) if i is not None]
+    ids = [i for i in (parse_id(item) for item in items) if i is not None]
     return dict(Refill.objects.filter(user=user).in_bulk(ids))
 
 
@@ -254,7 +250,7 @@ def _cancel_item(user: User, item: str) -> dict[str, Any]:
         result: Any = 1
     except cancels.CancelError as exc:
         result = {"error": exc.message}
-    return {"order": _as_id(item) or item, "cancel": result}
+    return {"order": parse_id(item) or item, "cancel": result}
 
 
 def balance(user: User, params: Params) -> Reply:

@@ -10,25 +10,26 @@ from django.db import transaction
 from django.utils import timezone
 
 from orders.models import Order
-from orders.refills import INCORRECT_ORDER, RefillError, _customer_order
 from panel.models import User
 from providers.client import ProviderError
 from providers.models import Provider
 
 log = logging.getLogger(__name__)
+INCORRECT_ORDER = "Incorrect order ID"
 NOT_ELIGIBLE = "Order not eligible for cancel"
 BATCH = 100
 
 
-class CancelError(RefillError):
-    pass
+class CancelError(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 def request_cancel(user: User, order_id: object) -> None:
-    try:
-        order = _customer_order(user, order_id)
-    except RefillError:
-        raise CancelError(INCORRECT_ORDER) from None
+    order = Order.objects.for_customer(user.pk).find(order_id)
+    if order is None:
+        raise CancelError(INCORRECT_ORDER)
     if not order.service.cancel or order.cancel_requested_at is not None:
         raise CancelError(NOT_ELIGIBLE)
     if order.status == Order.Status.QUEUED and _cancel_before_sending(order, user):

@@ -9,6 +9,7 @@ from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from orders.params import parse_id
 from panel import ledger
 from panel.money import MONEY_DIGITS, MONEY_PLACES, format_money, quantize_refund
 from providers.client import OrderStatus, UpstreamStatus
@@ -170,6 +171,12 @@ class OrderQuerySet(models.QuerySet["Order"]):
     def for_customer(self, user_id: int) -> OrderQuerySet:
         """What a customer sees: their own orders, not the runs the panel drip-feeds itself."""
         return self.filter(user_id=user_id, parent__isnull=True)
+
+    def find(self, order_id: object) -> Order | None:
+        """The order a client named, within this queryset (say, one customer's), or None."""
+        pk = parse_id(order_id)
+        return None if pk is None else self.select_related("service", "route__provider_service"
+                                                            ).filter(pk=pk).first()
 
     def live(self) -> OrderQuerySet:
         return self.exclude(status__in=Order.TERMINAL)

@@ -120,6 +120,16 @@ class _Context:
     today: date
 
 
+def parse_id(value: object) -> int | None:
+    """A service, order or refill id as a client wrote it: a positive whole number that fits
+    a bigint, ASCII digits only ("²".isdigit() is true but int("²") raises), else None."""
+    text = str(value).strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    number = int(text)
+    return number if 0 < number < 2**63 else None
+
+
 def parse_order(
     service_type: str,
     params: Mapping[str, object],

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from orders import pricing
 from orders.models import CustomRate, Order, Route, Service
-from orders.params import OrderParamError, OrderRequest, parse_order
+from orders.params import OrderParamError, OrderRequest, parse_id, parse_order
 from panel import ledger
 from panel.models import User
 from panel.money import quantize_money
@@ -76,10 +76,8 @@ def _stored_params(request: OrderRequest) -> dict[str, str]:
 
 def _service(service_id: object, user: User) -> tuple[Service, dict[int, Decimal]]:
     """The service with its routes, and this customer's custom rate for it."""
-    text = str(service_id).strip()
-    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 2**63:
-        raise PlacingError(INCORRECT_SERVICE)
-    service = _catalog_entry(int(text))
+    pk = parse_id(service_id)
+    service = None if pk is None else _catalog_entry(pk)
     if service is None:
         raise PlacingError(INCORRECT_SERVICE)  # unknown, disabled, or routed nowhere
     rate = (CustomRate.objects.filter(user=user, service_id=service.pk)

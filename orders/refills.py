@@ -41,7 +41,9 @@ def refill_refusal(order: Order) -> str:
 
 
 def request_refill(user: User, order_id: object) -> Refill:
-    order = _customer_order(user, order_id)
+    order = Order.objects.for_customer(user.pk).find(order_id)
+    if order is None:
+        raise RefillError(INCORRECT_ORDER)
     refusal = refill_refusal(order)
     if refusal:
         raise RefillError(refusal)
@@ -55,17 +57,6 @@ def request_refill(user: User, order_id: object) -> Refill:
     except IntegrityError:
         raise RefillError(NOT_ELIGIBLE) from None  # one is already pending
     return refill
-
-
-def _customer_order(user: User, order_id: object) -> Order:
-    text = str(order_id).strip()
-    order = None
-    if text.isascii() and text.isdigit() and 0 < int(text) < 2**63:
-        order = (Order.objects.for_customer(user.pk).select_related("service")
-                 .filter(pk=int(text)).first())
-    if order is None:
-        raise RefillError(INCORRECT_ORDER)
-    return order
 
 
 def _kick() -> None:
