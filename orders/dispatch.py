@@ -16,6 +16,8 @@ from django.utils import timezone
 
 from orders.models import Order, Route
 from orders.params import FLAT_TYPES
+from orders.polling import check_delay
+from orders.pricing import charge_for
 from providers.client import ProviderError
 
 log = logging.getLogger(__name__)
@@ -106,8 +108,6 @@ def _unfit(order: Order, route: Route) -> str:
         return f"quantity outside {route.provider}'s {bounds}"
     if order.runs and order.parent_id is None and not upstream.dripfeed:
         return f"{route.provider} does not drip-feed service {upstream.upstream_id}"
-    from orders.pricing import charge_for  # pricing imports models; keep the graph simple
-
     cost = charge_for(route.cost_rate(), order.charged_units, order.service.type)
     if order.charge > 0 and cost > order.charge:
         return f"{route.provider} would cost {cost}, more than the {order.charge} paid"
@@ -162,8 +162,6 @@ def _mark_sent(order: Order, route: Route, upstream_id: int) -> None:
 
 
 def first_check_delay() -> timedelta:
-    from orders.polling import check_delay
-
     return check_delay(timedelta(0))
 
 

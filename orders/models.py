@@ -434,7 +434,7 @@ class Order(models.Model):
                                         next_check_at=timezone.now()):
                 return False
             self.log("resend", f"resent to {route}", actor_id)
-            transaction.on_commit(lambda: _kick_dispatch(self.pk))
+            transaction.on_commit(lambda: kick_dispatch(self.pk))
         return True
 
     def attach_upstream_id(self, upstream_id: int, route: Route, actor_id: int) -> bool:
@@ -563,7 +563,8 @@ UPSTREAM_TO_INTERNAL = {
 }
 
 
-def _kick_dispatch(order_id: int) -> None:
-    from orders.tasks import dispatch_order
+def kick_dispatch(order_id: int) -> None:
+    """Send this order now rather than at the next sweep; call it on commit."""
+    from orders.tasks import dispatch_order  # tasks import the workflows, which import models
 
     dispatch_order.delay(order_id)

@@ -13,7 +13,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from orders import pricing
-from orders.models import CustomRate, Order, Route, Service
+from orders.models import CustomRate, Order, Route, Service, kick_dispatch
 from orders.params import OrderParamError, OrderRequest, parse_id, parse_order
 from panel import ledger
 from panel.models import User
@@ -63,7 +63,7 @@ def place_order(user: User, service_id: object, params: Mapping[str, object]) ->
             ledger.charge(user.pk, charge, order_id=order.pk, memo=f"order #{order.pk}")
         except ledger.InsufficientFunds:
             raise PlacingError(NOT_ENOUGH_FUNDS) from None
-        transaction.on_commit(lambda: _kick(order.pk))
+        transaction.on_commit(lambda: kick_dispatch(order.pk))
     return order
 
 
@@ -118,12 +118,6 @@ def _refuse_active_link(service: Service, link: str) -> None:
                        [int.from_bytes(digest, "big", signed=True)])
     if Order.objects.live().filter(service=service, link=link, parent__isnull=True).exists():
         raise PlacingError(ACTIVE_LINK)
-
-
-def _kick(order_id: int) -> None:
-    from orders.tasks import dispatch_order
-
-    dispatch_order.delay(order_id)
 
 
 @dataclass

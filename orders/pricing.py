@@ -16,6 +16,7 @@ from django.conf import settings
 from orders.models import Route, Service, ServiceType
 from panel.models import User
 from panel.money import SMALLEST, quantize_money, quantize_rate
+from providers.models import ServiceChange
 
 FLAT_TYPES = (ServiceType.PACKAGE, ServiceType.CUSTOM_COMMENTS_PACKAGE)
 HUNDRED = Decimal(100)
@@ -90,8 +91,6 @@ def guard_margins(provider_service_ids: list[int]) -> list[Service]:
     """After a sync changed these upstream services: reprice or disable (MARGIN_GUARD_ACTION)
     every enabled service whose own price would now sell below cost plus the minimum margin,
     and say why in the catalog change log. Returns the services it touched."""
-    from providers.models import ServiceChange  # the log belongs to the catalog
-
     services = (Service.objects.enabled().with_routes()
                 .filter(routes__provider_service_id__in=provider_service_ids).distinct())
     touched, notes = [], []
