@@ -9,7 +9,7 @@ from collections import defaultdict
 from django.db import transaction
 from django.utils import timezone
 
-from orders.models import Order
+from orders.models import Order, OrderEvent
 from panel.models import User
 from providers.client import ProviderError
 from providers.models import Provider
@@ -86,22 +86,24 @@ def send_cancels(limit: int = 1000) -> int:
 
 def _send_batch(provider: Provider, items: list[tuple[int, int]]) -> None:
     try:
-        results = provider.client().cancel([upstream_id for _, upstream_id in items])
+        results: dict[int, bool | ProviderError] = provider.client().cancel(
+            [upstream_id for _, upstream_id in items])
     except ProviderError as exc:
         # cancel is never retried by itself: a person can ask again once it is clear.
-        for pk, _ in items:
-            _note(pk, f"cancel request failed at {provider}: {exc.message}", accepted=False)
-        return
-    for pk, upstream_id in items:
-        result = results.get(upstream_id)
-        if result is True:
-            _note(pk, f"cancel accepted by {provider}", accepted=True)
-        else:
-            why = result.message if isinstance(result, ProviderError) else "no answer"
-            _note(pk, f"cancel refused by {provider}: {why}", accepted=False)
+        results = {upstream_id: exc for _, upstream_id in items}
+    accepted = [pk for pk, upstream_id in items if results.get(upstream_id) is True]
+    # Look soon at what was accepted: the refund follows the status.
+    Order.objects.filter(pk__in=accepted).update(next_check_at=timezone.now())
+    OrderEvent.objects.bulk_create(
+        OrderEvent(order_id=pk, kind="cancel_sent" if pk in accepted else "cancel_failed",
+                   message=_outcome(provider, results.get(upstream_id)))
+        for pk, upstream_id in items)
 
 
-def _note(pk: int, message: str, *, accepted: bool) -> None:
-    if accepted:  # look soon: the refund follows the status
-        Order.objects.filter(pk=pk).update(next_check_at=timezone.now())
-    Order(pk=pk).log("cancel_sent" if accepted else "cancel_failed", message)
+def _outcome(provider: Provider, result: bool | ProviderError | None) -> str:
+    if result is True:
+        return f"cancel accepted by {provider}"
+    if isinstance(result, ProviderError) and not result.definite:
+        return f"cancel request to {provider} may not have arrived: {result.message}"
+    why = result.message if isinstance(result, ProviderError) else "no answer"
+    return f"cancel refused by {provider}: {why}"

@@ -188,17 +188,25 @@ def _poll_refill_batches(provider: Provider, items: list[tuple[int, int]]) -> in
         except ProviderError as exc:
             log.warning("refill poll of %s failed: %s", provider, exc)
             continue
-        for pk, upstream_id in chunk:
-            changed += _apply_refill_state(pk, states.get(upstream_id))
+        changed += _apply_refill_states(chunk, states)
     return changed
 
 
-def _apply_refill_state(pk: int, state: RefillState | ProviderError | None) -> int:
-    now = timezone.now()
-    if not isinstance(state, RefillState):
-        return Refill.objects.filter(pk=pk).update(next_check_at=now + check_delay(LEASE))
-    status = REFILL_STATES[state]
-    done = status in (Refill.Status.COMPLETED, Refill.Status.REJECTED)
-    return Refill.objects.filter(pk=pk, status__in=Refill.POLLED).update(
-        status=status, finished_at=now if done else None,
-        next_check_at=None if done else now + check_delay(LEASE))
+def _apply_refill_states(chunk: list[tuple[int, int]],
+                         states: dict[int, RefillState | ProviderError]) -> int:
+    """One UPDATE per status the batch came back with (at most five), not one per refill."""
+    by_status: dict[str | None, list[int]] = defaultdict(list)
+    for pk, upstream_id in chunk:
+        state = states.get(upstream_id)
+        by_status[REFILL_STATES[state] if isinstance(state, RefillState) else None].append(pk)
+    now, changed = timezone.now(), 0
+    for status, pks in by_status.items():
+        later = now + check_delay(LEASE)
+        if status is None:  # no readable answer: ask again later
+            changed += Refill.objects.filter(pk__in=pks).update(next_check_at=later)
+            continue
+        done = status in (Refill.Status.COMPLETED, Refill.Status.REJECTED)
+        changed += Refill.objects.filter(pk__in=pks, status__in=Refill.POLLED).update(
+            status=status, finished_at=now if done else None,
+            next_check_at=None if done else later)
+    return changed
