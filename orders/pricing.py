@@ -13,12 +13,12 @@ from decimal import Decimal
 
 from django.conf import settings
 
-from orders.models import Route, Service, ServiceType
+from orders.models import Route, Service
+from orders.params import FLAT_TYPES
 from panel.models import User
 from panel.money import SMALLEST, quantize_money, quantize_rate
 from providers.models import ServiceChange
 
-FLAT_TYPES = (ServiceType.PACKAGE, ServiceType.CUSTOM_COMMENTS_PACKAGE)
 HUNDRED = Decimal(100)
 
 

@@ -622,3 +622,9 @@ def test_arbitrary_text_parameters_never_raise_anything_but_a_client_error(
         return
     assert result.charged_units >= 1
     assert 1 <= result.quantity <= 10**6
+
+
+def test_the_models_service_types_are_the_ones_parsed() -> None:
+    from orders.models import ServiceType
+
+    assert set(ServiceType.values) == set(SERVICE_TYPES)
