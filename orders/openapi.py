@@ -17,6 +17,7 @@ from django.urls import get_script_prefix
 from django.views.decorators.http import require_safe
 
 from orders.models import ServiceType
+from orders.params import SUBSCRIPTION_DELAYS
 
 Schema = dict[str, Any]
 
@@ -57,8 +58,8 @@ PARAMETERS: dict[str, str] = {
     "posts": "add, Subscriptions: number of new (future) posts to cover; this panel requires "
              "it, so that the charge has a limit.",
     "old_posts": "add, Subscriptions (optional): number of existing posts to cover.",
-    "delay": "add, Subscriptions: delay in minutes, one of 0, 5, 10, 15, 30, 60, 90, 120, 150, "
-             "180, 210, 240, 270, 300, 360, 420, 480, 540, 600.",
+    "delay": "add, Subscriptions: delay in minutes, one of "
+             f"{', '.join(str(d) for d in SUBSCRIPTION_DELAYS)}.",
     "expiry": "add, Subscriptions (optional): expiry date, d/m/Y.",
     "answer_number": "add, Poll: answer number of the poll.",
     "groups": f"add, Invites from Groups: groups, {_LIST}.",
