@@ -21,29 +21,26 @@ from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 
 from orders import cancels, pricing, refills
+from orders.errors import (
+    BAD_REQUEST,
+    INCORRECT_ORDER,
+    INVALID_KEY,
+    REFILL_NOT_FOUND,
+    TOO_MANY,
+    Refusal,
+)
 from orders.models import Order, Refill, Service
 from orders.params import parse_id
-from orders.placing import PlacingError, place_order
+from orders.placing import place_order
 from panel.models import ApiKey, User
 from panel.money import format_money
 
 log = logging.getLogger(__name__)
 
-INVALID_KEY = "Invalid API key"
-BAD_REQUEST = "Incorrect request"
-INCORRECT_ORDER = "Incorrect order ID"
-REFILL_NOT_FOUND = "Refill not found"
-TOO_MANY = "Too many requests, please slow down"
 MAX_IDS = 100
 
 Params = Mapping[str, str]
 Reply = dict[str, Any] | list[Any]
-
-
-class ApiError(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 def api_error(message: str) -> JsonResponse:
@@ -63,9 +60,9 @@ def api_v2(request: HttpRequest) -> JsonResponse:
         _limit(f"key:{key.pk}", settings.API_RATE_LIMIT_PER_KEY)
         handler = ACTIONS.get(action)
         if handler is None:
-            raise ApiError(BAD_REQUEST)
+            raise Refusal(BAD_REQUEST)
         return JsonResponse(handler(user, params), safe=False)
-    except ApiError as exc:
+    except Refusal as exc:
         outcome = exc.message
         return api_error(exc.message)
     except Exception:  # no input may produce a 500: clients would drop the reply
@@ -84,7 +81,7 @@ def _read_params(request: HttpRequest) -> dict[str, str]:
         if request.content_type == "application/json" and request.body:
             data = json.loads(request.body)
             if not isinstance(data, dict):
-                raise ApiError(BAD_REQUEST)
+                raise Refusal(BAD_REQUEST)
             return {str(k): _scalar(v) for k, v in data.items()}
         source = request.POST if request.method == "POST" else request.GET
         merged = {**request.GET.dict(), **source.dict()}
@@ -92,7 +89,7 @@ def _read_params(request: HttpRequest) -> dict[str, str]:
     # multipart body without a usable boundary. Both are the client's error, not ours.
     except (RequestDataTooBig, TooManyFieldsSent, MultiPartParserError, RecursionError,
             ValueError, UnicodeDecodeError):
-        raise ApiError(BAD_REQUEST) from None
+        raise Refusal(BAD_REQUEST) from None
     return {k: v for k, v in merged.items() if isinstance(v, str)}
 
 
@@ -126,13 +123,13 @@ def _limit(bucket: str, per_minute: int) -> None:
     except ValueError:  # expired between add and incr
         count = 1
     if count > per_minute:
-        raise ApiError(TOO_MANY)
+        raise Refusal(TOO_MANY)
 
 
 def _authenticate(raw_key: str) -> ApiKey:
     key = ApiKey.objects.authenticate(raw_key)
     if key is None:
-        raise ApiError(INVALID_KEY)
+        raise Refusal(INVALID_KEY)
     key.touch()
     return key
 
@@ -141,7 +138,7 @@ def _ids(text: str) -> list[str]:
     """The comma list of a batch call: 1 to 100 items, kept as the client wrote them."""
     items = [item.strip() for item in text.split(",") if item.strip()]
     if not items or len(items) > MAX_IDS:
-        raise ApiError(BAD_REQUEST)
+        raise Refusal(BAD_REQUEST)
     return items
 
 
@@ -167,12 +164,8 @@ def services(user: User, params: Params) -> Reply:
 
 def add(user: User, params: Params) -> Reply:
     if not params.get("service"):
-        raise ApiError(BAD_REQUEST)
-    try:
-        order = place_order(user, params["service"], params)
-    except PlacingError as exc:
-        raise ApiError(exc.message) from None
-    return {"order": order.pk}
+        raise Refusal(BAD_REQUEST)
+    return {"order": place_order(user, params["service"], params).pk}
 
 
 def status(user: User, params: Params) -> Reply:
@@ -183,11 +176,11 @@ def status(user: User, params: Params) -> Reply:
                 if (i := parse_id(item)) in found else {"error": INCORRECT_ORDER}
                 for item in items}
     if "order" not in params:
-        raise ApiError(BAD_REQUEST)
+        raise Refusal(BAD_REQUEST)
     order_id = parse_id(params["order"])
     found = _customer_orders(user, [str(order_id)]) if order_id else {}
     if order_id not in found:
-        raise ApiError(INCORRECT_ORDER)
+        raise Refusal(INCORRECT_ORDER)
     return found[order_id].to_api_dict(settings.PANEL_CURRENCY)
 
 
@@ -202,18 +195,14 @@ def refill(user: User, params: Params) -> Reply:
     if "orders" in params:
         return [_refill_item(user, item) for item in _ids(params["orders"])]
     if "order" not in params:
-        raise ApiError(BAD_REQUEST)
-    try:
-        created = refills.request_refill(user, params["order"])
-    except refills.RefillError as exc:
-        raise ApiError(exc.message) from None
-    return {"refill": str(created.pk)}
+        raise Refusal(BAD_REQUEST)
+    return {"refill": str(refills.request_refill(user, params["order"]).pk)}
 
 
 def _refill_item(user: User, item: str) -> dict[str, Any]:
     try:
         result: Any = refills.request_refill(user, item).pk
-    except refills.RefillError as exc:
+    except Refusal as exc:
         result = {"error": exc.message}
     return {"order": parse_id(item) or item, "refill": result}
 
@@ -226,11 +215,11 @@ def refill_status(user: User, params: Params) -> Reply:
                  "status": found[i].customer_status if (i := parse_id(item)) in found
                  else {"error": REFILL_NOT_FOUND}} for item in items]
     if "refill" not in params:
-        raise ApiError(BAD_REQUEST)
+        raise Refusal(BAD_REQUEST)
     refill_id = parse_id(params["refill"])
     found = _customer_refills(user, [str(refill_id)]) if refill_id else {}
     if refill_id not in found:
-        raise ApiError(REFILL_NOT_FOUND)
+        raise Refusal(REFILL_NOT_FOUND)
     return {"status": found[refill_id].customer_status}
 
 
@@ -248,7 +237,7 @@ def _cancel_item(user: User, item: str) -> dict[str, Any]:
     try:
         cancels.request_cancel(user, item)
         result: Any = 1
-    except cancels.CancelError as exc:
+    except Refusal as exc:
         result = {"error": exc.message}
     return {"order": parse_id(item) or item, "cancel": result}
 

@@ -9,41 +9,35 @@ from collections import defaultdict
 from django.db import transaction
 from django.utils import timezone
 
+from orders.errors import INCORRECT_ORDER, Refusal
+from orders.errors import NOT_ELIGIBLE_CANCEL as NOT_ELIGIBLE
 from orders.models import Order, OrderEvent
 from panel.models import User
 from providers.client import ProviderError
 from providers.models import Provider
 
 log = logging.getLogger(__name__)
-INCORRECT_ORDER = "Incorrect order ID"
-NOT_ELIGIBLE = "Order not eligible for cancel"
 BATCH = 100
-
-
-class CancelError(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 def request_cancel(user: User, order_id: object) -> None:
     order = Order.objects.for_customer(user.pk).find(order_id)
     if order is None:
-        raise CancelError(INCORRECT_ORDER)
+        raise Refusal(INCORRECT_ORDER)
     if not order.service.cancel or order.cancel_requested_at is not None:
-        raise CancelError(NOT_ELIGIBLE)
+        raise Refusal(NOT_ELIGIBLE)
     if order.status == Order.Status.QUEUED and _cancel_before_sending(order, user):
         return
     if order.status in Order.POLLED and order.upstream_id is not None:
         upstream = order.route.provider_service if order.route else None
         if upstream is not None and not upstream.cancel:
-            raise CancelError(NOT_ELIGIBLE)
+            raise Refusal(NOT_ELIGIBLE)
         if Order.objects.filter(pk=order.pk, cancel_requested_at__isnull=True).update(
                 cancel_requested_at=timezone.now()):
             order.log("cancel_requested", "", user.pk)
             transaction.on_commit(_kick)
             return
-    raise CancelError(NOT_ELIGIBLE)
+    raise Refusal(NOT_ELIGIBLE)
 
 
 def _cancel_before_sending(order: Order, user: User) -> bool:

@@ -3,7 +3,8 @@
 `parse_order()` takes what a customer sent (a form POST, a JSON body or a Python call) and the
 service's type and limits, and returns an `OrderRequest`: the per-run quantity that the service's
 min/max bound, the units the price applies to, and the exact parameters to send upstream. Every
-client error raises `OrderParamError` whose `.message` is the API v2 error text the client sees.
+client error raises `Refusal` (orders/errors.py) whose `.message` is the API v2 error text the
+client sees.
 Pure Python on purpose: no database and no Django, so the API, the web form and the tests share it.
 
 Charging model (charge = rate * charged_units / 1000, except the flat types):
@@ -28,6 +29,15 @@ from dataclasses import dataclass, field
 from datetime import date
 from urllib.parse import urlsplit
 
+from orders.errors import (
+    BAD_LINK,
+    BAD_REQUEST,
+    NO_POST_LIMIT,
+    Refusal,
+    quantity_above,
+    quantity_below,
+)
+
 SERVICE_TYPES: tuple[str, ...] = (
     "Default",
     "Package",
@@ -50,9 +60,6 @@ SUBSCRIPTION_DELAYS: tuple[int, ...] = (
     0, 5, 10, 15, 30, 60, 90, 120, 150, 180, 210, 240, 270, 300, 360, 420, 480, 540, 600,
 )
 
-BAD_REQUEST = "Incorrect request"
-BAD_LINK = "Incorrect link"
-NO_POST_LIMIT = "Subscriptions need posts (the number of future posts) so the charge has a limit"
 
 MAX_LINK_CHARS = 1000
 MAX_TEXT_CHARS = 500  # a single text parameter, or one line of a list
@@ -75,14 +82,6 @@ _FORBIDDEN_IN_URL = re.compile(r"[\s\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _DAY_MONTH_YEAR = re.compile(r"([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})")
 # str() of an int beyond ~4300 digits raises; no valid value is anywhere near this long.
 _MAX_INT_BITS = 2000
-
-
-class OrderParamError(ValueError):
-    """A client error in an order's parameters; `.message` is the exact text the client sees."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -139,7 +138,7 @@ def parse_order(
     dripfeed: bool,
     today: date | None = None,
 ) -> OrderRequest:
-    """Validate an `add` for a service of `service_type`; raises OrderParamError for the client.
+    """Validate an `add` for a service of `service_type`; raises Refusal for the client.
 
     An unknown `service_type` is a programming error and raises a plain ValueError.
     """
@@ -155,8 +154,8 @@ def parse_order(
 # --- reading raw values ---------------------------------------------------------------------
 
 
-def _bad_request() -> OrderParamError:
-    return OrderParamError(BAD_REQUEST)
+def _bad_request() -> Refusal:
+    return Refusal(BAD_REQUEST)
 
 
 def _as_text(value: object) -> str | None:
@@ -248,9 +247,9 @@ def _is_web_url(text: str, max_chars: int) -> bool:
 
 def _within_bounds(quantity: int, ctx: _Context) -> int:
     if quantity < ctx.min_quantity:
-        raise OrderParamError(f"Quantity less than minimal {ctx.min_quantity}")
+        raise Refusal(quantity_below(ctx.min_quantity), "quantity")
     if quantity > ctx.max_quantity:
-        raise OrderParamError(f"Quantity more than maximum {ctx.max_quantity}")
+        raise Refusal(quantity_above(ctx.max_quantity), "quantity")
     return quantity
 
 
@@ -326,7 +325,7 @@ def _parse_linked(service_type: str, ctx: _Context) -> OrderRequest:
     """Every type but Subscriptions: a link, the type's own parameters, a bounded quantity."""
     link = _required(ctx.params, "link")
     if not _is_web_url(link, MAX_LINK_CHARS):
-        raise OrderParamError(BAD_LINK)
+        raise Refusal(BAD_LINK, "link")
     extra = {name: read(ctx.params, name) for name, read in _OWN_PARAMS[service_type]}
     quantity = _type_quantity(service_type, ctx, extra)
     runs, interval = _dripfeed(ctx) if service_type == "Default" else (None, None)
@@ -380,7 +379,7 @@ def _parse_subscription(ctx: _Context) -> OrderRequest:
     old_posts = _optional_number(params, "old_posts", 0, MAX_POSTS)
     expiry = _expiry(params, ctx.today)
     if posts is None:
-        raise OrderParamError(NO_POST_LIMIT)
+        raise Refusal(NO_POST_LIMIT, "posts")
     covered_posts = posts + (old_posts or 0)
     optional = {"posts": posts, "old_posts": old_posts}
     extra = {"username": username, "min": str(low), "max": str(high), "delay": str(delay)}

@@ -13,40 +13,26 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from orders import pricing
+from orders.errors import ACTIVE_LINK, BAD_REQUEST, INCORRECT_SERVICE, NOT_ENOUGH_FUNDS, Refusal
 from orders.models import CustomRate, Order, Route, Service, kick_dispatch
-from orders.params import OrderParamError, OrderRequest, parse_id, parse_order
+from orders.params import OrderRequest, parse_id, parse_order
 from panel import ledger
 from panel.models import User
 from panel.money import quantize_money
-
-INCORRECT_SERVICE = "Incorrect service ID"
-NOT_ENOUGH_FUNDS = "Not enough funds on balance"
-ACTIVE_LINK = "You have active order with this link. Please wait until order being completed."
-
-
-class PlacingError(Exception):
-    """Why an order was refused, in the API v2 error text customers and clients match on."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 def place_order(user: User, service_id: object, params: Mapping[str, object]) -> Order:
     """Validate by type, price, and in one transaction debit the ledger and create the order
     (QUEUED) with its price and cost snapshots. Dispatch is kicked once that commits.
-    Raises PlacingError; on error nothing is written."""
+    Raises Refusal; on error nothing is written."""
     service, custom_rates = _service(service_id, user)
-    try:
-        request = parse_order(service.type, params, min_quantity=service.min_quantity,
-                              max_quantity=service.max_quantity, dripfeed=service.dripfeed,
-                              today=timezone.localdate())
-    except OrderParamError as exc:
-        raise PlacingError(exc.message) from None
+    request = parse_order(service.type, params, min_quantity=service.min_quantity,
+                          max_quantity=service.max_quantity, dripfeed=service.dripfeed,
+                          today=timezone.localdate())
     route = pricing.primary_route(service)
     rate = pricing.customer_rate(service, user, custom_rates)
     if route is None or rate is None:
-        raise PlacingError(INCORRECT_SERVICE)  # nothing can deliver it right now
+        raise Refusal(INCORRECT_SERVICE, "service")  # nothing can deliver it right now
     charge = pricing.charge_for(rate, request.charged_units, service.type)
     cost = quantize_money(pricing.charge_for(route.cost_rate(), request.charged_units,
                                              service.type))
@@ -62,7 +48,7 @@ def place_order(user: User, service_id: object, params: Mapping[str, object]) ->
         try:
             ledger.charge(user.pk, charge, order_id=order.pk, memo=f"order #{order.pk}")
         except ledger.InsufficientFunds:
-            raise PlacingError(NOT_ENOUGH_FUNDS) from None
+            raise Refusal(NOT_ENOUGH_FUNDS) from None
         transaction.on_commit(lambda: kick_dispatch(order.pk))
     return order
 
@@ -79,7 +65,7 @@ def _service(service_id: object, user: User) -> tuple[Service, dict[int, Decimal
     pk = parse_id(service_id)
     service = None if pk is None else _catalog_entry(pk)
     if service is None:
-        raise PlacingError(INCORRECT_SERVICE)  # unknown, disabled, or routed nowhere
+        raise Refusal(INCORRECT_SERVICE, "service")  # unknown, disabled, or routed nowhere
     rate = (CustomRate.objects.filter(user=user, service_id=service.pk)
             .values_list("rate", flat=True).first())
     return service, {} if rate is None else {service.pk: rate}
@@ -117,7 +103,7 @@ def _refuse_active_link(service: Service, link: str) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)",
                        [int.from_bytes(digest, "big", signed=True)])
     if Order.objects.live().filter(service=service, link=link, parent__isnull=True).exists():
-        raise PlacingError(ACTIVE_LINK)
+        raise Refusal(ACTIVE_LINK, "link")
 
 
 @dataclass
@@ -136,12 +122,12 @@ def place_mass_order(user: User, text: str, max_lines: int = 1000) -> list[MassO
         result = MassOrderLine(number, line.strip())
         parts = [p.strip() for p in line.split("|")]
         if len(parts) != 3:
-            result.error = "Incorrect request: use service_id | link | quantity"
+            result.error = f"{BAD_REQUEST}: use service_id | link | quantity"
         else:
             try:
                 result.order = place_order(user, parts[0],
                                            {"link": parts[1], "quantity": parts[2]})
-            except PlacingError as exc:
+            except Refusal as exc:
                 result.error = exc.message
         results.append(result)
     if len(lines) > max_lines:

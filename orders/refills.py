@@ -10,22 +10,16 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from orders.errors import INCORRECT_ORDER, Refusal
+from orders.errors import NOT_ELIGIBLE_REFILL as NOT_ELIGIBLE
 from orders.models import Order, Refill
 from panel.models import User
 from providers.client import ErrorKind, ProviderError
 from providers.models import Provider
 
 log = logging.getLogger(__name__)
-INCORRECT_ORDER = "Incorrect order ID"
-NOT_ELIGIBLE = "Order not eligible for refill"
 BATCH = 100
 RETRY_AFTER = timedelta(minutes=2)
-
-
-class RefillError(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 def refill_refusal(order: Order) -> str:
@@ -43,10 +37,10 @@ def refill_refusal(order: Order) -> str:
 def request_refill(user: User, order_id: object) -> Refill:
     order = Order.objects.for_customer(user.pk).find(order_id)
     if order is None:
-        raise RefillError(INCORRECT_ORDER)
+        raise Refusal(INCORRECT_ORDER)
     refusal = refill_refusal(order)
     if refusal:
-        raise RefillError(refusal)
+        raise Refusal(refusal)
     assert order.provider_id is not None
     try:
         with transaction.atomic():
@@ -55,7 +49,7 @@ def request_refill(user: User, order_id: object) -> Refill:
             order.log("refill_requested", f"refill #{refill.pk}", user.pk)
             transaction.on_commit(_kick)
     except IntegrityError:
-        raise RefillError(NOT_ELIGIBLE) from None  # one is already pending
+        raise Refusal(NOT_ELIGIBLE) from None  # one is already pending
     return refill
 
 

@@ -5,8 +5,9 @@ import re
 import pytest
 from django.urls import reverse
 
-from orders import api
-from orders.params import NO_POST_LIMIT, SERVICE_TYPES
+from orders import api, errors
+from orders.errors import NO_POST_LIMIT
+from orders.params import SERVICE_TYPES
 from panel import views
 from panel.models import ApiKey
 
@@ -162,8 +163,8 @@ def test_the_page_documents_every_action_and_every_service_type(alice_client):
 def test_the_documented_types_and_actions_are_the_ones_the_api_serves():
     assert tuple(t.name for t in views.SERVICE_TYPE_DOCS) == SERVICE_TYPES
     assert {a.action for a in views._action_docs("USD")} == set(api.ACTIONS)
-    for message in (api.INVALID_KEY, api.BAD_REQUEST, api.INCORRECT_ORDER,
-                    api.REFILL_NOT_FOUND, api.TOO_MANY, NO_POST_LIMIT):
+    for message in (errors.INVALID_KEY, errors.BAD_REQUEST, errors.INCORRECT_ORDER,
+                    errors.REFILL_NOT_FOUND, errors.TOO_MANY, NO_POST_LIMIT):
         assert message in views.API_ERRORS
 
 

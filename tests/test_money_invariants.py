@@ -34,10 +34,11 @@ from hypothesis.stateful import (
 )
 
 from orders import dispatch, polling, pricing
-from orders.cancels import CancelError, request_cancel, send_cancels
+from orders.cancels import request_cancel, send_cancels
+from orders.errors import INCORRECT_ORDER, NOT_ENOUGH_FUNDS, Refusal
 from orders.models import Order, Refill, Service
-from orders.placing import NOT_ENOUGH_FUNDS, PlacingError, place_order
-from orders.refills import INCORRECT_ORDER, RefillError, request_refill, send_refills
+from orders.placing import place_order
+from orders.refills import request_refill, send_refills
 from panel import ledger
 from panel.models import LedgerEntry, User
 from panel.money import quantize_refund
@@ -178,7 +179,7 @@ class MoneyMachine(RuleBasedStateMachine):
         price = pricing.charge_for(rate, quantity * (runs or 1), service.type)
         try:
             order = place_order(user, service.pk, params)
-        except PlacingError as exc:
+        except Refusal as exc:
             assert exc.message == NOT_ENOUGH_FUNDS
             assert price > user.balance  # refused only when the balance does not cover it
             assert self.balance(user.pk) == user.balance
@@ -263,7 +264,7 @@ class MoneyMachine(RuleBasedStateMachine):
         asker = order.user if own else next(c for c in self.customers if c.pk != order.user_id)
         try:
             refill = request_refill(asker, order.pk)
-        except RefillError as exc:
+        except Refusal as exc:
             assert own or exc.message == INCORRECT_ORDER
             return
         assert own and order.status == Order.Status.COMPLETED and refill.order_id == order.pk
@@ -276,7 +277,7 @@ class MoneyMachine(RuleBasedStateMachine):
         asker = order.user if own else next(c for c in self.customers if c.pk != order.user_id)
         try:
             request_cancel(asker, order.pk)
-        except CancelError as exc:
+        except Refusal as exc:
             assert own or exc.message == INCORRECT_ORDER
             return
         assert own and (order.status == Order.Status.QUEUED or order.status in Order.POLLED)

@@ -17,8 +17,9 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 
 from orders import dispatch, polling, pricing
+from orders.errors import NOT_ENOUGH_FUNDS, Refusal
 from orders.models import Order, OrderEvent, Service
-from orders.placing import NOT_ENOUGH_FUNDS, PlacingError, place_order
+from orders.placing import place_order
 from panel import ledger
 from panel.models import LedgerEntry, User
 from panel.money import quantize_refund
@@ -115,14 +116,14 @@ def test_overspend_race_accepts_exactly_what_the_balance_covers(catalog):
 
     workers, calls_each = 20, 10
 
-    def place_ten() -> list[Order | PlacingError]:
+    def place_ten() -> list[Order | Refusal]:
         user = User.objects.get(pk=customer.pk)  # this thread's own instance
-        outcomes: list[Order | PlacingError] = []
+        outcomes: list[Order | Refusal] = []
         for _ in range(calls_each):
             try:
                 outcomes.append(place_order(user, service.pk,
                                             {"link": link("same"), "quantity": quantity}))
-            except PlacingError as exc:
+            except Refusal as exc:
                 outcomes.append(exc)
         return outcomes
 
@@ -131,7 +132,7 @@ def test_overspend_race_accepts_exactly_what_the_balance_covers(catalog):
     assert unexpected(results) == []
     outcomes = [o for r in results for o in r]
     placed = [o for o in outcomes if isinstance(o, Order)]
-    refused = [o for o in outcomes if isinstance(o, PlacingError)]
+    refused = [o for o in outcomes if isinstance(o, Refusal)]
     assert len(outcomes) == 200
     assert len(placed) == 50 and len(refused) == 150
     assert {e.message for e in refused} == {NOT_ENOUGH_FUNDS}

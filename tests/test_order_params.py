@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from orders.errors import Refusal
 from orders.params import (
     FLAT_TYPES,
     SERVICE_TYPES,
     SUBSCRIPTION_DELAYS,
-    OrderParamError,
     OrderRequest,
     parse_order,
 )
@@ -34,7 +34,7 @@ def parse(service_type: str, params: Mapping[str, object], **limits: Any) -> Ord
 
 
 def refusal(service_type: str, params: Mapping[str, object], **limits: Any) -> str:
-    with pytest.raises(OrderParamError) as caught:
+    with pytest.raises(Refusal) as caught:
         parse(service_type, params, **limits)
     assert str(caught.value) == caught.value.message
     return caught.value.message
@@ -135,7 +135,7 @@ def test_a_valid_order_of_each_type_becomes_the_exact_request_and_upstream_param
 def test_an_unknown_service_type_is_a_programming_error_not_a_client_error() -> None:
     with pytest.raises(ValueError, match="Likes Premium") as caught:
         parse("Likes Premium", {"link": LINK, "quantity": "100"})
-    assert not isinstance(caught.value, OrderParamError)
+    assert not isinstance(caught.value, Refusal)
 
 
 @pytest.mark.parametrize(("service_type", "name"), [
@@ -550,7 +550,7 @@ def test_expiry_is_judged_against_the_real_today_when_none_is_given() -> None:
     assert parse_order("Subscriptions", params, min_quantity=1, max_quantity=100, dripfeed=False)
     yesterday = today - timedelta(days=1)
     params = subscription(expiry=f"{yesterday.day}/{yesterday.month}/{yesterday.year}")
-    with pytest.raises(OrderParamError):
+    with pytest.raises(Refusal):
         parse_order("Subscriptions", params, min_quantity=1, max_quantity=100, dripfeed=False)
 
 
@@ -594,7 +594,7 @@ def test_any_input_gives_a_bounded_request_or_a_client_error(
     try:
         result = parse_order(service_type, params, min_quantity=low, max_quantity=low + span,
                              dripfeed=dripfeed, today=TODAY)
-    except OrderParamError as error:
+    except Refusal as error:
         assert error.message
         return
     assert result.charged_units >= 1
@@ -618,7 +618,7 @@ def test_arbitrary_text_parameters_never_raise_anything_but_a_client_error(
     try:
         result = parse_order(service_type, params, min_quantity=1, max_quantity=10**6,
                              dripfeed=dripfeed, today=TODAY)
-    except OrderParamError:
+    except Refusal:
         return
     assert result.charged_units >= 1
     assert 1 <= result.quantity <= 10**6

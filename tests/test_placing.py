@@ -4,8 +4,9 @@ from decimal import Decimal
 
 import pytest
 
+from orders.errors import ACTIVE_LINK, Refusal
 from orders.models import Order
-from orders.placing import ACTIVE_LINK, PlacingError, place_mass_order, place_order
+from orders.placing import place_mass_order, place_order
 from orders.pricing import customer_rate
 from panel.models import LedgerEntry
 from tests.conftest import make_customer, make_service, valid_add_params
@@ -77,7 +78,7 @@ def test_bad_input_gets_the_api_error_text_and_writes_nothing(
     service = make_service(catalog, "Default")
     expected = message.format(min=service.min_quantity, max=service.max_quantity)
 
-    with pytest.raises(PlacingError) as excinfo:
+    with pytest.raises(Refusal) as excinfo:
         place_order(alice, service_id or service.pk, params)
 
     assert excinfo.value.message == expected
@@ -93,7 +94,7 @@ def test_a_disabled_service_or_one_without_a_usable_route_cannot_be_bought(catal
     catalog.save()
 
     for service in (disabled, orphan):
-        with pytest.raises(PlacingError, match="Incorrect service ID"):
+        with pytest.raises(Refusal, match="Incorrect service ID"):
             place_order(alice, service.pk, valid_add_params(_api_shape(service)))
 
 
@@ -101,7 +102,7 @@ def test_not_enough_funds_writes_nothing(catalog):
     poor = make_customer("poor", "0.00001")
     service = make_service(catalog, "Default")
 
-    with pytest.raises(PlacingError, match="Not enough funds on balance"):
+    with pytest.raises(Refusal, match="Not enough funds on balance"):
         place_order(poor, service.pk, {"link": "https://x.com/a",
                                        "quantity": service.max_quantity})
 
@@ -116,7 +117,7 @@ def test_one_active_order_per_link_where_the_service_has_the_rule(catalog, alice
     params = {"link": "https://x.com/same", "quantity": strict.min_quantity}
     first = place_order(alice, strict.pk, params)
 
-    with pytest.raises(PlacingError) as excinfo:
+    with pytest.raises(Refusal) as excinfo:
         place_order(bob, strict.pk, params)
     assert excinfo.value.message == ACTIVE_LINK
 
@@ -176,5 +177,5 @@ def test_the_catalog_cache_saves_the_service_query_and_expires(catalog, alice, s
     service.enabled = False
     service.save()
     time.sleep(0.6)
-    with pytest.raises(PlacingError, match="Incorrect service ID"):
+    with pytest.raises(Refusal, match="Incorrect service ID"):
         place_order(alice, service.pk, params)
