@@ -166,3 +166,79 @@ def staff_member(db):
     from panel.models import User
 
     return User.objects.create_user("sam", "sam@example.com", "pw-123456789", is_staff=True)
+
+
+# --- browser tests ---------------------------------------------------------------------------
+# One Chromium for the whole session (Debian's, never Playwright's download); a fresh context
+# per test, at each size the pages must work at. pytest-django's live_server is shared too.
+
+CHROMIUM_PATH = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    import os
+    from pathlib import Path
+
+    # Not importorskip or skipif: without playwright or Chromium these tests must fail, not
+    # vanish (.ci/run installs Chromium).
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM_PATH).exists(), "browser tests need Debian's chromium package"
+    # Playwright's sync API runs an event loop in this thread; the live server and the ORM
+    # calls of the tests are plain synchronous code all the same.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM_PATH, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def open_page(chromium: Any, size: str = "desktop") -> Any:
+    """A new page in its own context (cookies, storage) at one of VIEWPORTS' sizes."""
+    context = chromium.new_context(viewport=VIEWPORTS[size], locale="en-US",
+                                   timezone_id="UTC")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    return page
+
+
+@pytest.fixture(params=list(VIEWPORTS))
+def browser_page(request, chromium, live_server):
+    """A page at desktop size, then the same test again at phone size (390×844)."""
+    from django.db import connections
+
+    page = open_page(chromium, request.param)
+    yield page
+    page.context.close()
+    # While Playwright's loop runs, the ORM keeps its connections in this context, not the
+    # thread's: close them here, or the test database cannot be dropped at the end.
+    connections.close_all()
+
+
+def screenshot(page: Any, area: str, name: str) -> Any:
+    """Save the whole page as var/screenshots/<area>/<name>-<desktop|phone>.png."""
+    from pathlib import Path
+
+    size = "phone" if page.viewport_size["width"] <= VIEWPORTS["phone"]["width"] else "desktop"
+    path = Path(__file__).resolve().parent.parent / "var" / "screenshots" / area / \
+        f"{name}-{size}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def log_in_browser(page: Any, live_server: Any, user: Any) -> None:
+    """Give the page a logged-in session for `user` without typing (the login page has its
+    own tests)."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value,
+                               "url": live_server.url}])
