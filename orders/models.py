@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import models, transaction
@@ -167,7 +170,47 @@ class CustomRate(models.Model):
         return f"{self.user} {self.service_id}: {self.rate}"
 
 
-class OrderQuerySet(models.QuerySet["Order"]):
+_Row = TypeVar("_Row", bound=models.Model)
+BATCH = 100  # the protocol's limit of ids per request
+
+
+class ClaimQuerySet(models.QuerySet[_Row]):
+    """Rows that are a work queue: every sweep claims its due rows the same way."""
+
+    def claim(self, limit: int, *fields: str, order_by: str = "next_check_at",
+              **updates: Any) -> list[tuple[Any, ...]]:
+        """Lock up to `limit` of these rows, skipping rows another worker holds, apply
+        `updates` to them in the same transaction, and return (pk, *fields) of each.
+
+        The updates are what makes the claim stick once the lock is gone: a status, a lease
+        (next_check_at pushed forward) or a claim token."""
+        with transaction.atomic():
+            rows = list(self.order_by(order_by).select_for_update(skip_locked=True)
+                        .values_list("pk", *fields)[:limit])
+            if rows:
+                self.model._default_manager.filter(pk__in=[r[0] for r in rows]).update(**updates)
+        return rows
+
+
+def provider_batches(rows: Sequence[tuple[Any, ...]], size: int = BATCH
+                     ) -> Iterator[tuple[Provider, list[tuple[Any, ...]]]]:
+    """Claimed rows of (pk, provider_id, …) grouped by provider, in chunks of `size`, with
+    the providers looked up once for the whole sweep. Rows without a provider are skipped."""
+    by_provider: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
+    for row in rows:
+        if row[1] is not None:
+            by_provider[row[1]].append(row)
+    providers = Provider.objects.in_bulk(list(by_provider))
+    for provider_id, items in by_provider.items():
+        for start in range(0, len(items), size):
+            yield providers[provider_id], items[start:start + size]
+
+
+def new_claim_token() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+class OrderQuerySet(ClaimQuerySet["Order"]):
     def for_customer(self, user_id: int) -> OrderQuerySet:
         """What a customer sees: their own orders, not the runs the panel drip-feeds itself."""
         return self.filter(user_id=user_id, parent__isnull=True)
@@ -261,6 +304,11 @@ class Order(models.Model):
     checks = models.PositiveIntegerField(default=0)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     cancel_sent_at = models.DateTimeField(null=True, blank=True)
+    # The claim a worker holds while it sends: a send goes out only while the row still
+    # carries the token of the claim that started it (see orders/dispatch.py).
+    claim_token = models.UUIDField(null=True, blank=True)
+    # Sends put off by a temporary upstream refusal (rate limit, our balance there too low).
+    deferrals = models.PositiveIntegerField(default=0)
 
     objects = OrderQuerySet.as_manager()
 
@@ -484,6 +532,10 @@ class Order(models.Model):
         return self.refund(min(amount, self.charge), f"partial (by staff): {reason}", actor_id)
 
 
+class RefillQuerySet(ClaimQuerySet["Refill"]):
+    pass
+
+
 class Refill(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued"
@@ -515,6 +567,8 @@ class Refill(models.Model):
     submitted_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     next_check_at = models.DateTimeField(null=True, blank=True)
+
+    objects = RefillQuerySet.as_manager()
 
     class Meta:
         ordering = ["-id"]
