@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from orders.errors import INCORRECT_ORDER, Refusal
 from orders.errors import NOT_ELIGIBLE_CANCEL as NOT_ELIGIBLE
-from orders.models import Order, OrderEvent
+from orders.models import Order, OrderEvent, kick
 from panel.models import User
 from providers.client import ProviderError
 from providers.models import Provider
@@ -35,7 +35,7 @@ def request_cancel(user: User, order_id: object) -> None:
         if Order.objects.filter(pk=order.pk, cancel_requested_at__isnull=True).update(
                 cancel_requested_at=timezone.now()):
             order.log("cancel_requested", "", user.pk)
-            transaction.on_commit(_kick)
+            transaction.on_commit(_kick, robust=True)
             return
     raise Refusal(NOT_ELIGIBLE)
 
@@ -53,9 +53,7 @@ def _cancel_before_sending(order: Order, user: User) -> bool:
 
 
 def _kick() -> None:
-    from orders.tasks import send_cancels
-
-    send_cancels.delay()
+    kick("orders.tasks.send_cancels")
 
 
 def send_cancels(limit: int = 1000) -> int:

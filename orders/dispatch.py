@@ -2,80 +2,172 @@
 
 No network call happens inside a transaction. A definite failure tries the next route or
 fails the order with a full refund; an unknown outcome parks the order for staff with the
-money held, because API v2 has no idempotency key and a resend could buy twice.
+money held, because API v2 has no idempotency key and a resend could buy twice. A temporary
+refusal (rate limited, our balance there too low) puts the send off with a backoff.
+
+Every claim carries a token, and a send goes out only after a compare-and-set of that token
+right before the call: a worker whose claim went stale (the watchdog parked the order, staff
+resent it, another worker claimed it) can never send it again. While the request is out the
+row holds a second, in-flight token, so an order whose claim failed before anything was sent
+goes back to the queue, and one that may have been bought never does.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from datetime import timedelta
+from decimal import Decimal
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Prefetch
 from django.utils import timezone
 
-from orders.models import Order, Route
+from orders.models import Order, OrderEvent, Route, new_claim_token
 from orders.params import FLAT_TYPES
 from orders.polling import check_delay
 from orders.pricing import charge_for
-from providers.client import ProviderError
+from panel.money import quantize_refund
+from providers.client import ErrorKind, ProviderError
+from providers.sync import report_out_of_funds
 
 log = logging.getLogger(__name__)
 
 
-def claim_due(limit: int = 50) -> list[int]:
+class NotSent(Exception):
+    """Sending failed before any request could leave: the order may go back to the queue."""
+
+
+def claim_due(limit: int = 50) -> tuple[uuid.UUID, list[int]]:
     """Claim queued orders that are due, skipping rows another worker holds."""
-    now = timezone.now()
-    with transaction.atomic():
-        ids = list(Order.objects.due_for_dispatch(now).order_by("next_check_at")
-                   .select_for_update(skip_locked=True).values_list("pk", flat=True)[:limit])
-        Order.objects.filter(pk__in=ids).update(status=Order.Status.SUBMITTING, submitted_at=now)
-    return ids
+    now, token = timezone.now(), new_claim_token()
+    rows = Order.objects.due_for_dispatch(now).claim(
+        limit, status=Order.Status.SUBMITTING, submitted_at=now, claim_token=token)
+    return token, [row[0] for row in rows]
 
 
-def claim_one(order_id: int) -> bool:
-    now = timezone.now()
-    return bool(Order.objects.due_for_dispatch(now).filter(pk=order_id).update(
-        status=Order.Status.SUBMITTING, submitted_at=now))
+def claim_one(order_id: int) -> uuid.UUID | None:
+    now, token = timezone.now(), new_claim_token()
+    claimed = Order.objects.due_for_dispatch(now).filter(pk=order_id).update(
+        status=Order.Status.SUBMITTING, submitted_at=now, claim_token=token)
+    return token if claimed else None
 
 
 def dispatch_due(limit: int = 50) -> int:
-    ids = claim_due(limit)
-    for order_id in ids:
-        send_claimed(order_id)
+    """Send a batch of due orders, one at a time, for at most DISPATCH_BATCH_SECONDS: what is
+    left when the time is up goes back to the queue unsent, so no claim grows old enough for
+    the watchdog to take it for a send that hung."""
+    token, ids = claim_due(limit)
+    deadline = time.monotonic() + settings.DISPATCH_BATCH_SECONDS
+    for position, order_id in enumerate(ids):
+        if time.monotonic() > deadline:
+            for left in ids[position:]:
+                return_unsent(left, token, "the batch's time ran out before it was sent")
+            break
+        send_isolated(order_id, token)
     return len(ids)
 
 
 def dispatch_one(order_id: int) -> bool:
     """The on-commit kick: send this order now if nobody else has claimed it."""
-    if not claim_one(order_id):
+    token = claim_one(order_id)
+    if token is None:
         return False
-    send_claimed(order_id)
+    send_isolated(order_id, token)
     return True
 
 
-def send_claimed(order_id: int) -> None:
+def send_isolated(order_id: int, token: uuid.UUID) -> None:
+    """send_claimed, so that one order's failure cannot abandon the rest of a batch."""
+    try:
+        send_claimed(order_id, token)
+    except Exception as exc:
+        # Never sent (the claim still holds the claim token): back to the queue. If the
+        # request may have left, the row holds the in-flight token and stays SUBMITTING
+        # until the watchdog hands it to staff.
+        log.exception("order %s: sending failed", order_id)
+        return_unsent(order_id, token, f"not sent: {type(exc).__name__}: {exc}")
+
+
+def return_unsent(order_id: int, token: uuid.UUID, reason: str) -> bool:
+    """Put a claimed order that was never sent back in the queue, with the reason."""
+    with transaction.atomic():
+        back = Order.objects.filter(pk=order_id, status=Order.Status.SUBMITTING,
+                                    claim_token=token).update(
+            status=Order.Status.QUEUED, claim_token=None, error=reason,
+            next_check_at=timezone.now() + timedelta(seconds=settings.DISPATCH_RETRY_SECONDS))
+        if back:
+            OrderEvent.objects.create(order_id=order_id, kind="requeued", message=reason)
+    return bool(back)
+
+
+def _load(order_id: int) -> Order:
     routes = Route.objects.select_related("provider_service__provider").order_by("priority", "id")
-    order = (Order.objects.select_related("service", "forced_route__provider_service__provider")
-             .prefetch_related(Prefetch("service__routes", queryset=routes)).get(pk=order_id))
-    if order.status != Order.Status.SUBMITTING:
-        return
+    return (Order.objects.select_related("service", "forced_route__provider_service__provider")
+            .prefetch_related(Prefetch("service__routes", queryset=routes)).get(pk=order_id))
+
+
+def send_claimed(order_id: int, token: uuid.UUID) -> None:
+    order = _load(order_id)
+    if order.status != Order.Status.SUBMITTING or order.claim_token != token:
+        return  # someone else holds it now
     if order.runs and order.parent_id is None and not _upstream_dripfeed_routes(order):
-        _split_into_runs(order)
+        _split_into_runs(order, token)
         return
-    while (route := _next_route(order)) is not None:
-        try:
-            upstream_id = route.provider.client().add(
-                route.provider_service.upstream_id, **_upstream_params(order))
-        except ProviderError as exc:
-            if not exc.definite:
-                _park(order, route, exc)
-                return
-            _record_failed_route(order, route, exc)
-            continue
-        _mark_sent(order, route, upstream_id)
-        return
-    _fail(order, order.error or "no provider could take this order")
+    put_off: dict[int, str] = {}  # routes that said "not now", skipped for this send only
+    while (route := _next_route(order, put_off)) is not None:
+        result = _buy(order, route, token)
+        if result is None:
+            return  # the claim went stale right before the call: nothing was sent
+        if isinstance(result, int):
+            _mark_sent(order, route, result)
+            return
+        if not result.definite:
+            _park(order, route, result)
+            return
+        if result.temporary:
+            put_off[route.pk] = _put_off_route(order, route, result)
+        else:
+            _record_failed_route(order, route, result)
+        if not _end_flight(order, token):
+            return
+    if put_off:
+        _defer(order, token, "; ".join(put_off.values()))
+    else:
+        _fail(order, order.error or "no provider could take this order")
+
+
+def _buy(order: Order, route: Route, token: uuid.UUID) -> int | ProviderError | None:
+    """One `add` upstream, only while this claim is still the order's current one."""
+    try:
+        client = route.provider.client()  # a provider key that no longer decrypts fails here
+        params = _upstream_params(order)
+    except Exception as exc:
+        raise NotSent(f"{route.provider}: {exc}") from exc
+    flight = uuid.uuid4()
+    if not Order.objects.filter(pk=order.pk, status=Order.Status.SUBMITTING,
+                                claim_token=token).update(claim_token=flight,
+                                                          submitted_at=timezone.now()):
+        log.warning("order %s: claim is no longer current; not sending", order.pk)
+        return None
+    order.claim_token = flight
+    try:
+        return client.add(route.provider_service.upstream_id, **params)
+    except ProviderError as exc:
+        return exc
+    finally:
+        client.close()
+
+
+def _end_flight(order: Order, token: uuid.UUID) -> bool:
+    """A definite failure: nothing is in flight any more, the claim is ours again."""
+    assert order.claim_token is not None
+    ended = Order.objects.filter(pk=order.pk, status=Order.Status.SUBMITTING,
+                                 claim_token=order.claim_token).update(claim_token=token)
+    order.claim_token = token
+    return bool(ended)
 
 
 def _candidate_routes(order: Order) -> list[Route]:
@@ -85,9 +177,9 @@ def _candidate_routes(order: Order) -> list[Route]:
     return order.service.usable_routes()
 
 
-def _next_route(order: Order) -> Route | None:
+def _next_route(order: Order, skip: dict[int, str]) -> Route | None:
     for route in _candidate_routes(order):
-        if route.pk in order.tried_routes:
+        if route.pk in order.tried_routes or route.pk in skip:
             continue
         reason = _unfit(order, route)
         if reason:
@@ -109,7 +201,7 @@ def _unfit(order: Order, route: Route) -> str:
     if order.runs and order.parent_id is None and not upstream.dripfeed:
         return f"{route.provider} does not drip-feed service {upstream.upstream_id}"
     cost = charge_for(route.cost_rate(), order.charged_units, order.service.type)
-    if order.charge > 0 and cost > order.charge:
+    if cost > order.charge:  # a drip-feed run's charge is its share of the parent's
         return f"{route.provider} would cost {cost}, more than the {order.charge} paid"
     return ""
 
@@ -137,6 +229,29 @@ def _record_failed_route(order: Order, route: Route, exc: ProviderError | None,
     log.info("order %s: route %s refused: %s", order.pk, route.pk, message)
 
 
+def _put_off_route(order: Order, route: Route, exc: ProviderError) -> str:
+    """A route that said "not now": skip it for this send only, and say why."""
+    message = f"{route.provider}: {exc.message} (temporary)"
+    order.log("route_busy", message)
+    if exc.kind == ErrorKind.NOT_ENOUGH_FUNDS:
+        report_out_of_funds(route.provider, exc.message)
+    return message
+
+
+def _defer(order: Order, token: uuid.UUID, reason: str) -> None:
+    """Every route left said "try again later": back to the queue with a growing backoff.
+    Nothing was bought (each refusal was definite), so a later send cannot buy twice."""
+    delay = min(settings.DISPATCH_RETRY_SECONDS * 2 ** min(order.deferrals, 16),
+                settings.DISPATCH_MAX_BACKOFF_SECONDS)
+    with transaction.atomic():
+        if Order.objects.filter(pk=order.pk, status=Order.Status.SUBMITTING,
+                                claim_token=token).update(
+                status=Order.Status.QUEUED, claim_token=None, error=reason,
+                deferrals=order.deferrals + 1,
+                next_check_at=timezone.now() + timedelta(seconds=delay)):
+            order.log("deferred", f"{reason}; tried again in {int(delay)} s")
+
+
 def _mark_sent(order: Order, route: Route, upstream_id: int) -> None:
     now = timezone.now()
     try:
@@ -144,15 +259,17 @@ def _mark_sent(order: Order, route: Route, upstream_id: int) -> None:
             sent = order.compare_and_set(
                 Order.Status.SUBMITTING, status=Order.Status.PENDING, upstream_id=upstream_id,
                 route=route, provider=route.provider, next_check_at=now + first_check_delay(),
-                last_progress_at=now, error="")
+                last_progress_at=now, error="", claim_token=None)
+            if sent:
+                order.log("sent", f"{route.provider} order {upstream_id}")
+                if order.parent_id:
+                    order.record_parent_progress()
     except IntegrityError:
         # The upstream gave an id we already hold for another order: a person must look.
         _park_message(order, f"{route.provider} answered with order id {upstream_id}, which "
                              "another order already has")
         return
-    if sent:
-        order.log("sent", f"{route.provider} order {upstream_id}")
-    else:
+    if not sent:
         # Someone moved the order on while the request was out (staff, the watchdog): the
         # purchase happened all the same, so it must reach a person, not vanish.
         order.flag(f"bought as {route.provider} order {upstream_id} after the order left "
@@ -172,10 +289,14 @@ def _park(order: Order, route: Route, exc: ProviderError) -> None:
 
 def _park_message(order: Order, message: str) -> None:
     now = timezone.now()
-    if order.compare_and_set(Order.Status.SUBMITTING, status=Order.Status.NEEDS_ATTENTION,
-                             error=message, flagged_at=now, flag_reason=message):
-        order.log("needs_attention", message)
-        log.warning("order %s needs attention: %s", order.pk, message)
+    with transaction.atomic():
+        if order.compare_and_set(Order.Status.SUBMITTING, status=Order.Status.NEEDS_ATTENTION,
+                                 error=message, flagged_at=now, flag_reason=message,
+                                 claim_token=None):
+            order.log("needs_attention", message)
+            log.warning("order %s needs attention: %s", order.pk, message)
+            if order.parent_id:
+                order.flag_parent(f"run {order.run_number} needs attention: {message}")
 
 
 def _fail(order: Order, reason: str) -> None:
@@ -183,20 +304,32 @@ def _fail(order: Order, reason: str) -> None:
         log.info("order %s failed and refunded: %s", order.pk, reason)
 
 
-def _split_into_runs(order: Order) -> None:
-    """No route drip-feeds upstream: the panel runs it, one upstream order per run."""
+def run_shares(total: Decimal, runs: int) -> list[Decimal]:
+    """`total` split over `runs` in money units: equal shares, the last one taking the
+    rounding, so the shares add up to the total exactly."""
+    share = quantize_refund(total / runs)  # rounded down: the last share is never negative
+    return [share] * (runs - 1) + [total - share * (runs - 1)]
+
+
+def _split_into_runs(order: Order, token: uuid.UUID) -> None:
+    """No route drip-feeds upstream: the panel runs it, one upstream order per run, each
+    carrying its share of the charge so the cost guard and reports see real money. Run n+1
+    goes out once run n has ended and the interval has passed (Order.settle_runs)."""
     now = timezone.now()
     assert order.runs and order.interval
+    charges, costs = run_shares(order.charge, order.runs), run_shares(order.cost, order.runs)
     with transaction.atomic():
-        if not order.compare_and_set(Order.Status.SUBMITTING, status=Order.Status.IN_PROGRESS,
-                                     last_progress_at=now):
+        if not Order.objects.filter(pk=order.pk, status=Order.Status.SUBMITTING,
+                                    claim_token=token).update(
+                status=Order.Status.IN_PROGRESS, last_progress_at=now, claim_token=None):
             return
         runs = Order.objects.bulk_create(
             Order(user_id=order.user_id, service_id=order.service_id, parent=order,
                   run_number=number, link=order.link, quantity=order.quantity,
                   charged_units=order.quantity, params=order.params, rate=order.rate,
-                  charge=0, cost=0, next_check_at=now + timedelta(minutes=order.interval * i))
-            for i, number in enumerate(range(1, order.runs + 1))
+                  charge=charge, cost=cost, next_check_at=now if number == 1 else None)
+            for number, charge, cost in zip(range(1, order.runs + 1), charges, costs,
+                                            strict=True)
         )
         order.log("drip_feed", f"{order.runs} runs every {order.interval} minutes, "
                                "run by the panel")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -7,6 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from celery import current_app
 from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Q
@@ -17,6 +19,8 @@ from panel import ledger
 from panel.money import MONEY_DIGITS, MONEY_PLACES, format_money, quantize_refund
 from providers.client import OrderStatus, UpstreamStatus
 from providers.models import RATE_PLACES, Provider, ProviderService
+
+log = logging.getLogger(__name__)
 
 
 class ServiceType(models.TextChoices):
@@ -382,10 +386,19 @@ class Order(models.Model):
             return Decimal(0)
         return quantize_refund(self.charge * min(max(remains, 0), units) / units)
 
+    def undelivered_money(self) -> Decimal:
+        """What of this order's charge was not delivered, as far as its status tells."""
+        if self.status in (self.Status.FAILED, self.Status.CANCELED):
+            return self.charge
+        if self.status == self.Status.PARTIAL:
+            return self.undelivered_share(self.remains or 0)
+        return Decimal(0)
+
     def refund(self, amount: Decimal, memo: str, actor_id: int | None = None) -> bool:
         """Pay back `amount` of this order's charge, once: the ledger refuses a second refund
-        of one order, whoever asks and however many ask at once."""
-        if amount <= 0 or self.charge <= 0:
+        of one order, whoever asks and however many ask at once. A drip-feed run's money is
+        the parent's: the parent refunds the runs' undelivered shares when it settles."""
+        if amount <= 0 or self.charge <= 0 or self.parent_id is not None:
             return False
         try:
             with transaction.atomic():
@@ -455,22 +468,65 @@ class Order(models.Model):
         Order.objects.filter(pk=self.pk).update(flagged_at=timezone.now(), flag_reason=reason)
         self.log("flagged", reason)
 
+    def flag_parent(self, reason: str) -> None:
+        """A drip-feed run needs a person: so does the drip-feed the customer sees."""
+        if self.parent_id is not None:
+            Order(pk=self.parent_id).flag(reason)
+
+    def record_parent_progress(self) -> None:
+        if self.parent_id is not None:
+            Order.objects.filter(pk=self.parent_id).update(last_progress_at=timezone.now())
+
     @staticmethod
     def settle_runs(parent_id: int) -> None:
-        """A drip-feed the panel runs itself ends when every run has ended: Completed, or
-        Partial with the undelivered runs' share refunded."""
+        """A run of a drip-feed the panel runs itself has ended: schedule the next run (once
+        the interval since this one's send has passed; upstreams that allow one live order
+        per link refuse overlapping runs), or, after the last, settle the parent: Completed,
+        Partial with the undelivered runs' shares refunded, or Canceled when nothing at all
+        was delivered."""
         parent = Order.objects.select_for_update().select_related("service").get(pk=parent_id)
-        runs = list(parent.runs_set.all())
-        if parent.is_terminal or len(runs) < (parent.runs or 0) or any(
-                not r.is_terminal for r in runs):
+        runs = list(parent.runs_set.select_related("service").order_by("run_number"))
+        now = timezone.now()
+        Order.objects.filter(pk=parent.pk).update(last_progress_at=now)
+        waiting = [r for r in runs if r.status == r.Status.QUEUED and r.next_check_at is None]
+        if parent.is_terminal or any(not r.is_terminal for r in runs if r not in waiting):
+            return  # a run is still out (or due): the next one waits for it
+        if waiting:
+            last = max((r for r in runs if r.is_terminal), key=lambda r: r.run_number or 0)
+            due = max(now, (last.submitted_at or now) + timedelta(minutes=parent.interval or 0))
+            Order.objects.filter(pk=waiting[0].pk, next_check_at__isnull=True).update(
+                next_check_at=due)
+            parent.log("drip_feed_next", f"run {waiting[0].run_number} of {parent.runs} due "
+                                         f"{due:%Y-%m-%d %H:%M} UTC")
+            if due <= now:
+                transaction.on_commit(lambda: kick_dispatch(waiting[0].pk), robust=True)
             return
-        missing = sum(r.quantity if r.status in (r.Status.FAILED, r.Status.CANCELED)
-                      else (r.remains or 0) if r.status == r.Status.PARTIAL else 0 for r in runs)
+        parent._settle(runs)
+
+    def _settle(self, runs: list[Order]) -> None:
         # A run that ended Partial without saying how much: staff must settle the whole.
         unknown = any(r.status == r.Status.PARTIAL and r.remains is None for r in runs)
-        status = parent.Status.PARTIAL if missing or unknown else parent.Status.COMPLETED
-        parent.finish({"status": status, "remains": missing, "finished_at": timezone.now(),
-                       "next_check_at": None}, remains_known=not unknown)
+        undelivered = sum((r.undelivered_money() for r in runs), Decimal(0))
+        missing = sum(r.quantity if r.status in (r.Status.FAILED, r.Status.CANCELED)
+                      else (r.remains or 0) if r.status == r.Status.PARTIAL else 0 for r in runs)
+        if missing >= self.charged_units:
+            status = self.Status.CANCELED
+        elif missing or unknown:
+            status = self.Status.PARTIAL
+        else:
+            status = self.Status.COMPLETED
+        fields = {"status": status, "remains": min(missing, self.charged_units),
+                  "finished_at": timezone.now(), "next_check_at": None}
+        with transaction.atomic():
+            if not self.compare_and_set(self.status, **fields):
+                return
+            self.log("settled", f"{self.customer_status}: {missing} of {self.charged_units} "
+                                "undelivered over its runs")
+            if unknown:
+                self.flag("a run ended Partial with unknown remains: refund by hand")
+            elif undelivered > 0:
+                self.refund(min(undelivered, self.charge),
+                            f"drip-feed: {missing} of {self.charged_units} undelivered")
 
     # --- staff actions on orders whose upstream outcome is unknown ---------------------
 
@@ -478,11 +534,11 @@ class Order(models.Model):
         """Queue the order again for the chosen route: staff checked it was not bought."""
         with transaction.atomic():
             if not self.compare_and_set(self.Status.NEEDS_ATTENTION, status=self.Status.QUEUED,
-                                        forced_route=route, tried_routes=[],
+                                        forced_route=route, tried_routes=[], claim_token=None,
                                         next_check_at=timezone.now()):
                 return False
             self.log("resend", f"resent to {route}", actor_id)
-            transaction.on_commit(lambda: kick_dispatch(self.pk))
+            transaction.on_commit(lambda: kick_dispatch(self.pk), robust=True)
         return True
 
     def attach_upstream_id(self, upstream_id: int, route: Route, actor_id: int) -> bool:
@@ -493,7 +549,7 @@ class Order(models.Model):
                     (self.Status.NEEDS_ATTENTION, self.Status.SUBMITTING),
                     status=self.Status.PENDING, upstream_id=upstream_id, route=route,
                     provider=route.provider, next_check_at=now, last_progress_at=now,
-                    flagged_at=None, flag_reason=""):
+                    flagged_at=None, flag_reason="", claim_token=None):
                 return False
             self.log("attach", f"linked to upstream order {upstream_id} at {route.provider}",
                      actor_id)
@@ -509,7 +565,7 @@ class Order(models.Model):
             if not self.compare_and_set(
                     expected,
                     status=self.Status.FAILED, error=reason, finished_at=timezone.now(),
-                    next_check_at=None):
+                    next_check_at=None, claim_token=None):
                 return False
             self.log("failed", reason, actor_id)
             self.refund(self.charge, f"failed: {reason}", actor_id)
@@ -617,8 +673,22 @@ UPSTREAM_TO_INTERNAL = {
 }
 
 
+def kick(task_name: str, *args: Any) -> bool:
+    """Queue a task now rather than wait for the next sweep; call it on commit.
+
+    The work is already a committed row, so a kick is only a shortcut: when the broker is
+    down it is logged and dropped, and the sweep finds the row. It must never raise into the
+    request that committed (an API client told "error" after being charged orders again).
+    The task goes by name, so the workflows need not import orders.tasks, which imports them."""
+    try:
+        current_app.send_task(task_name, args=list(args), retry=False)
+    except Exception as exc:  # any broker failure: the sweep is the guarantee, not the kick
+        log.warning("kick %s%s not queued (%s); the next sweep picks it up", task_name,
+                    tuple(args), exc)
+        return False
+    return True
+
+
 def kick_dispatch(order_id: int) -> None:
     """Send this order now rather than at the next sweep; call it on commit."""
-    from orders.tasks import dispatch_order  # tasks import the workflows, which import models
-
-    dispatch_order.delay(order_id)
+    kick("orders.tasks.dispatch_order", order_id)

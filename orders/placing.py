@@ -49,7 +49,7 @@ def place_order(user: User, service_id: object, params: Mapping[str, object]) ->
             ledger.charge(user.pk, charge, order_id=order.pk, memo=f"order #{order.pk}")
         except ledger.InsufficientFunds:
             raise Refusal(NOT_ENOUGH_FUNDS) from None
-        transaction.on_commit(lambda: kick_dispatch(order.pk))
+        transaction.on_commit(lambda: kick_dispatch(order.pk), robust=True)
     return order
 
 

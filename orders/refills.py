@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from orders.errors import INCORRECT_ORDER, Refusal
 from orders.errors import NOT_ELIGIBLE_REFILL as NOT_ELIGIBLE
-from orders.models import Order, Refill
+from orders.models import Order, Refill, kick
 from panel.models import User
 from providers.client import ErrorKind, ProviderError
 from providers.models import Provider
@@ -47,16 +47,14 @@ def request_refill(user: User, order_id: object) -> Refill:
             refill = Refill.objects.create(order=order, user=user, provider_id=order.provider_id,
                                            next_check_at=timezone.now())
             order.log("refill_requested", f"refill #{refill.pk}", user.pk)
-            transaction.on_commit(_kick)
+            transaction.on_commit(_kick, robust=True)
     except IntegrityError:
         raise Refusal(NOT_ELIGIBLE) from None  # one is already pending
     return refill
 
 
 def _kick() -> None:
-    from orders.tasks import send_refills
-
-    send_refills.delay()
+    kick("orders.tasks.send_refills")
 
 
 def claim_queued(limit: int = 500) -> list[Refill]:

@@ -1,34 +1,76 @@
-"""Orders without progress past the thresholds in settings are flagged for staff."""
+"""Orders without progress past the thresholds in settings are flagged for staff.
+
+Every move the watchdog makes writes the order's history (an OrderEvent saying why), as staff
+actions do: staff reading an order must see who parked or flagged it, and for what.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
+from django.db.models import F, Value
+from django.db.models.functions import Concat
 from django.utils import timezone
 
-from orders.models import Order, Refill
+from orders.models import Order, OrderEvent, OrderQuerySet, Refill
 
 STUCK_SENDING = ("stuck while sending: the worker may have died after the request went out, "
                  "so the outcome is unknown")
+NOT_SENT = "queued but not sent: is the worker running?"
+PUT_OFF = "put off by temporary upstream refusals: "
+LIMIT = 1000  # per kind and run; the next run a minute later takes the rest
 
 
 def run_watchdog() -> dict[str, int]:
     now = timezone.now()
     sending_cutoff = now - timedelta(minutes=settings.WATCHDOG_SUBMITTING_MINUTES)
-    parked = Order.objects.filter(status=Order.Status.SUBMITTING,
-                                  submitted_at__lt=sending_cutoff).update(
-        status=Order.Status.NEEDS_ATTENTION, error=STUCK_SENDING, flagged_at=now,
-        flag_reason=STUCK_SENDING)
-    queued = Order.objects.filter(
-        status=Order.Status.QUEUED, flagged_at__isnull=True,
-        next_check_at__lt=now - timedelta(minutes=settings.WATCHDOG_QUEUED_MINUTES),
-    ).update(flagged_at=now, flag_reason="queued but not sent: is the worker running?")
-    stalled = Order.objects.filter(
-        status__in=Order.POLLED, flagged_at__isnull=True,
-        last_progress_at__lt=now - timedelta(hours=settings.WATCHDOG_STALLED_HOURS),
-    ).update(flagged_at=now, flag_reason=f"no progress for {settings.WATCHDOG_STALLED_HOURS}h")
+    queued_cutoff = now - timedelta(minutes=settings.WATCHDOG_QUEUED_MINUTES)
+    stalled_cutoff = now - timedelta(hours=settings.WATCHDOG_STALLED_HOURS)
+    queued = Order.objects.filter(status=Order.Status.QUEUED, flagged_at__isnull=True,
+                                  next_check_at__lt=queued_cutoff)
     refills = Refill.objects.filter(status=Refill.Status.SUBMITTING,
                                     submitted_at__lt=sending_cutoff).update(
         status=Refill.Status.NEEDS_ATTENTION, error=STUCK_SENDING)
-    return {"parked": parked, "queued": queued, "stalled": stalled, "refills": refills}
+    return {
+        "parked": _park_stuck_sends(sending_cutoff, now),
+        "queued": _flag(queued.filter(deferrals=0), now, NOT_SENT)
+        + _flag(queued.filter(deferrals__gt=0), now, Concat(Value(PUT_OFF), F("error"))),
+        # A drip-feed the panel runs has no upstream order: its runs are watched instead.
+        "stalled": _flag(Order.objects.filter(
+            status__in=Order.POLLED, flagged_at__isnull=True, upstream_id__isnull=False,
+            last_progress_at__lt=stalled_cutoff), now,
+            f"no progress for {settings.WATCHDOG_STALLED_HOURS}h"),
+        "refills": refills,
+    }
+
+
+def _park_stuck_sends(cutoff: datetime, now: datetime) -> int:
+    """SUBMITTING too long: the request may be out, so staff decide. Clearing the claim
+    token makes sure the worker that held it can never send it after all."""
+    rows = Order.objects.filter(status=Order.Status.SUBMITTING, submitted_at__lt=cutoff).claim(
+        LIMIT, "parent_id", "run_number", order_by="submitted_at",
+        status=Order.Status.NEEDS_ATTENTION, error=STUCK_SENDING, flagged_at=now,
+        flag_reason=STUCK_SENDING, claim_token=None)
+    events = [OrderEvent(order_id=pk, kind="needs_attention", message=STUCK_SENDING)
+              for pk, _, _ in rows]
+    for _, parent_id, run_number in rows:
+        if parent_id is not None:
+            reason = f"run {run_number} needs attention: {STUCK_SENDING}"
+            Order.objects.filter(pk=parent_id).update(flagged_at=now, flag_reason=reason)
+            events.append(OrderEvent(order_id=parent_id, kind="flagged", message=reason))
+    OrderEvent.objects.bulk_create(events)
+    return len(rows)
+
+
+def _flag(orders: OrderQuerySet, now: datetime, reason: Any) -> int:
+    rows = orders.claim(LIMIT, order_by="id", flagged_at=now, flag_reason=reason)
+    if rows:
+        # The reason may be an expression (it quotes each order's error): read back what it
+        # became, for the history.
+        written = dict(Order.objects.filter(pk__in=[pk for pk, in rows])
+                       .values_list("pk", "flag_reason"))
+        OrderEvent.objects.bulk_create(OrderEvent(order_id=pk, kind="flagged",
+                                                  message=written[pk]) for pk, in rows)
+    return len(rows)

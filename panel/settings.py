@@ -201,6 +201,14 @@ POLL_MAX_DELAY: float = env.float("POLL_MAX_DELAY", default=3600.0)
 WATCHDOG_SUBMITTING_MINUTES: int = env.int("WATCHDOG_SUBMITTING_MINUTES", default=10)
 WATCHDOG_QUEUED_MINUTES: int = env.int("WATCHDOG_QUEUED_MINUTES", default=30)
 WATCHDOG_STALLED_HOURS: int = env.int("WATCHDOG_STALLED_HOURS", default=24)
+# Sending (orders/dispatch.py): a batch stops claiming time after this many seconds and puts
+# the rest back, so no claim grows old while a slow upstream answers the ones before it.
+DISPATCH_BATCH_SECONDS: float = env.float("DISPATCH_BATCH_SECONDS", default=60.0)
+# An order that was never sent (a broken provider key, say) is tried again after this long;
+# a temporary refusal (HTTP 429, our balance upstream too low) backs off from it, doubling
+# each time up to the maximum.
+DISPATCH_RETRY_SECONDS: float = env.float("DISPATCH_RETRY_SECONDS", default=60.0)
+DISPATCH_MAX_BACKOFF_SECONDS: float = env.float("DISPATCH_MAX_BACKOFF_SECONDS", default=3600.0)
 # How often beat sweeps for due work (sending, polling) in seconds.
 SWEEP_INTERVAL: int = env.int("SWEEP_INTERVAL", default=15)
 CATALOG_SYNC_INTERVAL: int = env.int("CATALOG_SYNC_INTERVAL", default=3600)

@@ -66,6 +66,7 @@ class ErrorKind(StrEnum):
     DUPLICATE_LINK = "duplicate_link"
     INCORRECT_ORDER = "incorrect_order"
     UNSAFE_URL = "unsafe_url"
+    RATE_LIMITED = "rate_limited"
     TRANSPORT = "transport"
     BAD_REPLY = "bad_reply"
     OTHER = "other"
@@ -84,6 +85,12 @@ class ProviderError(Exception):
         self.message = message
         self.definite = definite
         self.action = action
+
+    @property
+    def temporary(self) -> bool:
+        """A definite refusal that says "not now" rather than "never": we were rate limited,
+        or our own balance at the upstream is too low. Trying again later is right."""
+        return self.definite and self.kind in (ErrorKind.RATE_LIMITED, ErrorKind.NOT_ENOUGH_FUNDS)
 
     def __str__(self) -> str:
         certainty = "definite" if self.definite else "outcome unknown"
@@ -670,6 +677,10 @@ def _decode(action: str, http_status: int, body: bytes, location: str) -> Any:
         # not followed, so nothing is resent anywhere: the provider URL needs fixing.
         message = f"HTTP {http_status} redirect to {_snippet(location)} not followed; fix the URL"
         raise _transport(message, definite=True)
+    if http_status == 429:
+        # Rate limited: refused before anything was done, and only for now.
+        raise ProviderError(ErrorKind.RATE_LIMITED, f"HTTP 429 rate limited: {_snippet(body)}",
+                            definite=True)
     if not 200 <= http_status < 500:
         # The application may have crashed after acting on the request.
         raise _transport(f"HTTP {http_status}: {_snippet(body)}", definite=False)

@@ -196,10 +196,24 @@ def check_balance(provider: Provider) -> Decimal | None:
     return balance.amount
 
 
+def report_out_of_funds(provider: Provider, upstream_message: str) -> None:
+    """An upstream refused an order for lack of our funds there: alert once, as a balance
+    check below the threshold would, until a later check sees the balance recovered."""
+    if Provider.objects.filter(pk=provider.pk, low_balance_alerted=False).update(
+            low_balance_alerted=True):
+        _send_alert(provider, f"Provider {provider.name} refused an order for lack of funds "
+                              f"({upstream_message}). Orders routed to it wait and are retried: "
+                              "top it up.")
+
+
 def _alert_low_balance(provider: Provider, amount: Decimal, currency: str) -> None:
     message = (f"The balance at provider {provider.name} is {amount} {currency}, below the "
                f"threshold of {provider.low_balance_threshold}. Orders routed to it will fail "
                f"with 'not enough funds' once it runs out: top it up.")
+    _send_alert(provider, message)
+
+
+def _send_alert(provider: Provider, message: str) -> None:
     log.warning("low balance alert: %s", message)
     recipients = list(get_user_model().objects.filter(is_superuser=True, is_active=True)
                       .exclude(email="").values_list("email", flat=True))

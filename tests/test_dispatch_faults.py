@@ -176,13 +176,13 @@ def test_definite_failure_with_no_route_left_fails_and_refunds_exactly_once(
 def test_an_error_reply_is_recorded_as_the_reason(sandbox, catalog, alice):
     service = make_service(catalog, "Default")
     order = place(alice, service)
-    sandbox.set_fault("error", action="add", message="neworder.error.not_enough_funds")
+    sandbox.set_fault("error", action="add", message="neworder.error.link")
 
     dispatch_one(order.pk)
 
     order.refresh_from_db()
     assert order.status == Order.Status.FAILED
-    assert "neworder.error.not_enough_funds" in order.error
+    assert "neworder.error.link" in order.error
 
 
 # --- unknown outcomes ------------------------------------------------------------------------

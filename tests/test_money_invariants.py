@@ -10,7 +10,7 @@ concurrency is needed here (tests/test_money_races.py does that).
 from __future__ import annotations
 
 import itertools
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
@@ -203,8 +203,10 @@ class MoneyMachine(RuleBasedStateMachine):
         finally:
             self.sandbox.clear_faults()
         order.refresh_from_db()
+        waiting_run = order.parent_id is not None and order.next_check_at is None
         assert order.status not in (Order.Status.QUEUED, Order.Status.SUBMITTING) or (
-            order.next_check_at is not None and order.next_check_at > timezone.now())
+            order.next_check_at is not None and order.next_check_at > timezone.now()) or (
+            waiting_run)  # a drip-feed run waits for the run before it to end
 
     @rule(sweep=st.sampled_from(["dispatch", "poll", "refills", "poll_refills", "cancels"]),
           time_passes=st.booleans())
@@ -336,16 +338,23 @@ class MoneyMachine(RuleBasedStateMachine):
         charged = {e.order_id: -e.amount for e in entries if e.kind == LedgerEntry.Kind.CHARGE}
         refunded = {e.order_id: e.amount for e in entries if e.kind == LedgerEntry.Kind.REFUND}
         assert set(charged) | set(refunded) <= set(orders)
+        shares: defaultdict[int, Decimal] = defaultdict(Decimal)
         for pk, order in orders.items():
-            assert charged.get(pk, Decimal(0)) == order.charge, order
             assert refunded.get(pk, Decimal(0)) == order.refunded, order
             assert 0 <= refunded.get(pk, Decimal(0)) <= charged.get(pk, Decimal(0)), order
             if order.parent_id is not None:
-                assert order.charge == 0  # runs are paid for by their parent
+                # Runs carry a share of their parent's charge, but the money is the parent's:
+                # the ledger charges and refunds the parent only.
+                assert pk not in charged and pk not in refunded and order.refunded == 0, order
+                shares[order.parent_id] += order.charge
+                continue
+            assert charged.get(pk, Decimal(0)) == order.charge, order
             if order.status in (Order.Status.CANCELED, Order.Status.FAILED):
                 assert order.refunded == order.charge, order  # the whole charge back
             elif order.status != Order.Status.PARTIAL:
                 assert order.refunded == 0, order  # live or completed: nothing back
+        for parent_id, total in shares.items():
+            assert total == orders[parent_id].charge, orders[parent_id]  # shares add up
         # What the preconditions look at until the next step.
         self.snapshot = [(o.status, o.upstream_id) for o in orders.values()]
 
