@@ -146,10 +146,14 @@ REDIS_URL: str = env.str("REDIS_URL", default="")
 # An explicit CELERY_BROKER_URL wins; `filesystem:///some/dir` keeps the filesystem queue in
 # that folder instead of var/celery-queue (the end-to-end tests give their worker a private one).
 CELERY_BROKER_URL: str = env.str("CELERY_BROKER_URL", default="") or REDIS_URL or "filesystem://"
+# Publishing tries a Redis broker once: an on-commit kick to a broker that is down is logged
+# and dropped at once (the sweep finds the row), instead of holding the API request for
+# seconds of retries. The worker's own connection retries as usual (its own settings).
+REDIS_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"max_retries": 0}
 if CELERY_BROKER_URL.startswith("filesystem:"):
     _queue_dir = Path(urlsplit(CELERY_BROKER_URL).path or BASE_DIR / "var" / "celery-queue")
     _queue_dir.mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
         "data_folder_in": str(_queue_dir),
         "data_folder_out": str(_queue_dir),
         "processed_folder": str(_queue_dir),
@@ -159,6 +163,8 @@ if CELERY_BROKER_URL.startswith("filesystem:"):
         # expires after 0.9 of its interval, so with SWEEP_INTERVAL=1 the default loses most.
         "polling_interval": 0.1,
     }
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = REDIS_BROKER_TRANSPORT_OPTIONS
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER: bool = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CACHES = {

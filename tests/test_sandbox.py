@@ -480,7 +480,7 @@ def test_refuse_closes_the_port_then_listens_again(srv: SandboxServer) -> None:
 
 def test_every_fault_name_is_known() -> None:
     assert set(FAULT_NAMES) == {"latency", "refuse", "timeout_before", "timeout_after",
-                                "http500", "html", "truncated", "error", "garbage"}
+                                "http500", "http429", "html", "truncated", "error", "garbage"}
     with pytest.raises(ValueError):
         SandboxServer().set_fault("meltdown")
 

@@ -61,8 +61,8 @@ TYPE_PARAMS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
 }
 
 FAULT_NAMES: tuple[str, ...] = (
-    "latency", "refuse", "timeout_before", "timeout_after", "http500", "html", "truncated",
-    "error", "garbage",
+    "latency", "refuse", "timeout_before", "timeout_after", "http500", "http429", "html",
+    "truncated", "error", "garbage",
 )
 DEFAULT_FAULT_DELAY = {"latency": 1.0, "refuse": 5.0, "timeout_before": 30.0,
                        "timeout_after": 30.0}
@@ -581,6 +581,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._drop()
         elif fault.name == "http500":
             self._send(500, b"500 Internal Server Error", "text/plain; charset=utf-8")
+        elif fault.name == "http429":  # a rate limiter in front of the API refused the call
+            self._send(429, b"429 Too Many Requests", "text/plain; charset=utf-8")
         elif fault.name == "html":
             self._send(200, MAINTENANCE_PAGE, "text/html; charset=utf-8")
         elif fault.name == "error":
