@@ -11,12 +11,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.contrib.auth import get_user_model
-from django.core.mail import send_mail
 from django.db import transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
+from providers.alerts import alert_admins
 from providers.client import ProviderError, UpstreamService
 from providers.models import RATE_PLACES, Provider, ProviderService, ServiceChange
 
@@ -167,7 +166,8 @@ def _retire(rows: list[ProviderService], now: Any) -> None:
 
 
 def check_balances() -> None:
-    """Store every enabled provider's balance and alert once when one runs low."""
+    """Store every enabled provider's balance and alert once when one runs low or reports it
+    in another currency than configured (which also pauses buying from it)."""
     for provider in Provider.objects.filter(enabled=True):
         check_balance(provider)
 
@@ -182,6 +182,7 @@ def check_balance(provider: Provider) -> Decimal | None:
         balance=balance.amount, balance_currency=balance.currency,
         balance_checked_at=timezone.now(),
     )
+    provider.check_reported_currency(balance.currency, "its balance")
     threshold = provider.low_balance_threshold
     low = threshold is not None and balance.amount < threshold
     # Compare-and-set on the flag: one alert per crossing, however many checks race.
@@ -200,8 +201,4 @@ def _alert_low_balance(provider: Provider, amount: Decimal, currency: str) -> No
     message = (f"The balance at provider {provider.name} is {amount} {currency}, below the "
                f"threshold of {provider.low_balance_threshold}. Orders routed to it will fail "
                f"with 'not enough funds' once it runs out: top it up.")
-    log.warning("low balance alert: %s", message)
-    recipients = list(get_user_model().objects.filter(is_superuser=True, is_active=True)
-                      .exclude(email="").values_list("email", flat=True))
-    if recipients:
-        send_mail(f"Low balance at provider {provider.name}", message, None, recipients)
+    alert_admins(f"Low balance at provider {provider.name}", message)
