@@ -100,6 +100,8 @@ def test_an_admin_resumes_buying_from_a_paused_provider(catalog, alice, boss, cl
     # The admin finds the provider does bill in USD, corrects it and resumes buying.
     Provider.objects.filter(pk=catalog.pk).update(currency="USD")
     client.force_login(boss)
+    page = client.get(f"/admin/providers/provider/{catalog.pk}/change/").content.decode()
+    assert "its balance was reported in USD, but the provider is configured in EUR" in page
 
     response = client.post("/admin/providers/provider/", {
         "action": "resume_buying", "_selected_action": [catalog.pk]})
@@ -151,3 +153,52 @@ def test_a_cost_matching_the_snapshot_records_no_difference(catalog, alice):
 
     assert order.status == Order.Status.COMPLETED
     assert order.cost_difference == Decimal(0)
+
+
+def test_a_run_the_panel_drip_feeds_is_measured_against_its_share_of_the_parent_cost(
+        catalog, alice, sandbox):
+    service = make_service(catalog, "Default", dripfeed=True, upstream={"dripfeed": False})
+    upstream = service.routes.get().provider_service
+    parent = place_order(alice, service.pk, {"link": "https://x.com/drip", "runs": 2,
+                                             "interval": 1, "quantity": service.min_quantity})
+    sandbox.update_service(upstream.upstream_id, rate=str(upstream.cost_rate * 3))
+    assert dispatch.dispatch_one(parent.pk)  # no route drip-feeds: the panel runs it
+    first = Order.objects.get(parent=parent, run_number=1)
+    assert first.cost == 0 and first.upstream_id is not None
+
+    _poll(first)
+
+    parent.refresh_from_db()
+    share = quantize_money(parent.cost / 2)
+    assert first.cost_difference == quantize_money(first.upstream_charge) - share
+    # cost + difference over the parent and its runs counts what the upstream really charged.
+    assert share + first.cost_difference == quantize_money(first.upstream_charge)
+
+
+def test_a_batch_in_another_currency_still_takes_a_constant_number_of_queries(
+        catalog, alice, boss):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from panel import ledger
+    from providers.client import OrderStatus, UpstreamStatus
+
+    ledger.deposit(alice.pk, Decimal("10000"))
+    service = make_service(catalog, "Default", one_order_per_link=False)
+    counts = []
+    for size in (10, 100):
+        Provider.objects.filter(pk=catalog.pk).update(buying_paused_at=None, currency="USD")
+        orders = [place_order(alice, service.pk, {"link": f"https://x.com/{size}-{i}",
+                                                  "quantity": service.min_quantity})
+                  for i in range(size)]
+        dispatch.dispatch_due(limit=size)
+        Provider.objects.filter(pk=catalog.pk).update(currency="EUR")
+        chunk = list(Order.objects.filter(pk__in=[o.pk for o in orders])
+                     .values_list("pk", "upstream_id"))
+        replies = {upstream_id: OrderStatus(UpstreamStatus.IN_PROGRESS, Decimal("1"), 5, 3,
+                                            "USD") for _, upstream_id in chunk}
+        with CaptureQueriesContext(connection) as ctx:
+            assert polling.apply_replies(chunk, replies) == size
+        counts.append(len(ctx.captured_queries))
+    assert counts[0] == counts[1]
+    assert len(mail.outbox) == 2  # paused (and alerted) once per batch, not once per order
