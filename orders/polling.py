@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -113,7 +114,7 @@ def apply_replies(chunk: list[tuple[int, int]],
     return changed
 
 
-def _check_currencies(orders: Any, replies: dict[int, OrderStatus | ProviderError],
+def _check_currencies(orders: Iterable[Order], replies: dict[int, OrderStatus | ProviderError],
                       upstream_ids: dict[int, int]) -> None:
     """Pause buying from a provider whose replies name another currency than configured:
     at most one check that writes per provider in the batch, whatever its size."""
