@@ -16,4 +16,5 @@ RUN SECRET_KEY=build-only FIELD_ENCRYPTION_KEY=ZGV2LW9ubHktZmllbGQta2V5LWRvLW5vd
     && useradd --system --home /app panel && mkdir -p /app/var && chown -R panel /app/var
 USER panel
 EXPOSE 8000
-CMD ["gunicorn", "panel.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+# gunicorn.conf.py: bind, workers, and an access log that never records query strings.
+CMD ["gunicorn", "--config", "gunicorn.conf.py", "panel.wsgi:application"]

@@ -16,7 +16,6 @@ NOT_ELIGIBLE_REFILL = "Order not eligible for refill"
 NOT_ELIGIBLE_CANCEL = "Order not eligible for cancel"
 ACTIVE_LINK = "You have active order with this link. Please wait until order being completed."
 TOO_MANY = "Too many requests, please slow down"
-NO_POST_LIMIT = "Subscriptions need posts (the number of future posts) so the charge has a limit"
 
 
 def quantity_below(minimum: int) -> str:

@@ -16,7 +16,13 @@ from django.utils import timezone
 
 from orders.params import parse_id
 from panel import ledger
-from panel.money import MONEY_DIGITS, MONEY_PLACES, format_money, quantize_refund
+from panel.money import (
+    MONEY_DIGITS,
+    MONEY_PLACES,
+    format_money,
+    quantize_money,
+    quantize_refund,
+)
 from providers.client import OrderStatus, UpstreamStatus
 from providers.models import RATE_PLACES, Provider, ProviderService
 
@@ -149,7 +155,7 @@ class Route(models.Model):
         return self.provider_service.provider
 
     def is_usable(self) -> bool:
-        return self.provider_service.offered and self.provider.enabled
+        return self.provider_service.offered and self.provider.buying
 
     def cost_rate(self) -> Decimal:
         """The upstream's price per 1000 in the panel's currency."""
@@ -293,6 +299,11 @@ class Order(models.Model):
     upstream_charge = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES,
                                           null=True, blank=True)
     upstream_currency = models.CharField(max_length=3, blank=True)
+    cost_difference = _money_field(
+        null=True, blank=True,
+        help_text="The upstream's charge in the panel's currency minus the expected cost: "
+                  "what the margin really was. Empty until the upstream reports a charge in "
+                  "the provider's currency.")
     start_count = models.BigIntegerField(null=True, blank=True)
     remains = models.BigIntegerField(null=True, blank=True)
 
@@ -426,6 +437,7 @@ class Order(models.Model):
             "upstream_charge": reply.charge if reply.charge is not None
             else self.upstream_charge,
             "upstream_currency": (reply.currency or self.upstream_currency)[:3],
+            "cost_difference": self._cost_difference(reply),
         }
         if status != self.status or fields["remains"] != self.remains:
             fields["last_progress_at"] = now
@@ -435,10 +447,31 @@ class Order(models.Model):
             fields["next_check_at"] = next_check
         return fields
 
+    def _cost_difference(self, reply: OrderStatus) -> Decimal | None:
+        """The upstream's charge converted by the provider's rate, minus the cost snapshot.
+        A charge in another currency than the provider's has no meaningful conversion."""
+        provider = self.provider
+        if reply.charge is None or provider is None:
+            return self.cost_difference
+        if not provider.bills_in(reply.currency):
+            return None
+        return quantize_money(provider.to_panel_currency(reply.charge)) - self.expected_cost()
+
+    def expected_cost(self) -> Decimal:
+        """The cost snapshot this order was bought against. A run the panel drip-feeds
+        itself has none of its own (cost 0): its share of the parent's, so that a report
+        summing cost and difference over runs counts the parent's cost once."""
+        parent = self.parent
+        if parent is None or not parent.charged_units:
+            return self.cost
+        return quantize_money(parent.cost * self.quantity / parent.charged_units)
+
     def apply_upstream_status(self, reply: OrderStatus, next_check: Any = None) -> bool:
         """Record one status reply; True if it changed the order."""
         if self.status not in self.POLLED:
             return False
+        if self.provider is not None:
+            self.provider.check_reported_currency(reply.currency, f"the status of {self}")
         now = timezone.now()
         fields = self.fields_from_reply(reply, now, next_check or now)
         if fields["status"] in self.TERMINAL:

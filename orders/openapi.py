@@ -55,8 +55,8 @@ PARAMETERS: dict[str, str] = {
     "media": "add, Mentions Media Likers: media URL to scrape likers from.",
     "min": "add, Subscriptions: quantity min per post.",
     "max": "add, Subscriptions: quantity max per post.",
-    "posts": "add, Subscriptions: number of new (future) posts to cover; this panel requires "
-             "it, so that the charge has a limit.",
+    "posts": "add, Subscriptions (optional): number of new (future) posts to cover; without "
+             "it, the panel's default number (SUBSCRIPTION_DEFAULT_POSTS), charged up front.",
     "old_posts": "add, Subscriptions (optional): number of existing posts to cover.",
     "delay": "add, Subscriptions: delay in minutes, one of "
              f"{', '.join(str(d) for d in SUBSCRIPTION_DELAYS)}.",

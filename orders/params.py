@@ -17,9 +17,10 @@ Charging model (charge = rate * charged_units / 1000, except the flat types):
 - Subscriptions: upstream delivers between `min` and `max` per post and nobody knows in advance
   how much, so the customer pays up front for the worst case: `max` per post, for `posts +
   old_posts` posts, charged_units = max * (posts + old_posts); the undelivered part comes back
-  through the usual Partial/Canceled refunds. A subscription without `posts` would run for
-  every future post (upstreams read a missing `posts` as "unlimited"), a charge with no upper
-  bound, so `posts` is required.
+  through the usual Partial/Canceled refunds. The protocol allows a subscription without
+  `posts` ("created for an unlimited number of posts"), but an unlimited charge cannot be paid
+  up front: such a subscription covers `default_posts` new posts (the panel's
+  SUBSCRIPTION_DEFAULT_POSTS), is charged for them and sends that `posts` upstream.
 - Every other type: charged_units = quantity.
 """
 
@@ -32,7 +33,6 @@ from urllib.parse import urlsplit
 from orders.errors import (
     BAD_LINK,
     BAD_REQUEST,
-    NO_POST_LIMIT,
     Refusal,
     quantity_above,
     quantity_below,
@@ -72,6 +72,9 @@ MAX_NUMBER = 10**MAX_DIGITS - 1
 MIN_RUNS, MAX_RUNS = 2, 1000
 MAX_INTERVAL_MINUTES = 7 * 24 * 60
 MAX_POSTS = 10_000
+# The new posts a subscription sent without `posts` covers, unless the caller says otherwise
+# (placing passes settings.SUBSCRIPTION_DEFAULT_POSTS, whose default this is).
+DEFAULT_POSTS = 30
 MAX_ANSWER_NUMBER = 1000
 
 _DIGITS = re.compile(rf"[0-9]{{1,{MAX_DIGITS}}}")  # ASCII only: "²".isdigit() but int("²") fails
@@ -117,6 +120,7 @@ class _Context:
     max_quantity: int
     dripfeed: bool
     today: date
+    default_posts: int = DEFAULT_POSTS
 
 
 def parse_id(value: object) -> int | None:
@@ -137,15 +141,20 @@ def parse_order(
     max_quantity: int,
     dripfeed: bool,
     today: date | None = None,
+    default_posts: int = DEFAULT_POSTS,
 ) -> OrderRequest:
     """Validate an `add` for a service of `service_type`; raises Refusal for the client.
 
-    An unknown `service_type` is a programming error and raises a plain ValueError.
+    `default_posts` is how many new posts a subscription sent without `posts` covers. An
+    unknown `service_type` or a `default_posts` outside 1..MAX_POSTS is a programming error
+    and raises a plain ValueError.
     """
     if service_type not in SERVICE_TYPES:
         raise ValueError(f"unknown service type: {service_type!r}")
+    if not 1 <= default_posts <= MAX_POSTS:
+        raise ValueError(f"default_posts must be within 1..{MAX_POSTS}: {default_posts}")
     ctx = _Context(params, min_quantity, max_quantity, dripfeed,
-                   today if today is not None else date.today())
+                   today if today is not None else date.today(), default_posts)
     if service_type == "Subscriptions":
         return _parse_subscription(ctx)
     return _parse_linked(service_type, ctx)
@@ -375,11 +384,11 @@ def _parse_subscription(ctx: _Context) -> OrderRequest:
         raise _bad_request()
     _within_bounds(low, ctx)
     _within_bounds(high, ctx)
-    posts = _optional_number(params, "posts", 1, MAX_POSTS)
+    # Without `posts` upstreams run for every future post; the default keeps the charge
+    # bounded, and what is not delivered comes back through the Partial/Canceled refunds.
+    posts = _optional_number(params, "posts", 1, MAX_POSTS) or ctx.default_posts
     old_posts = _optional_number(params, "old_posts", 0, MAX_POSTS)
     expiry = _expiry(params, ctx.today)
-    if posts is None:
-        raise Refusal(NO_POST_LIMIT, "posts")
     covered_posts = posts + (old_posts or 0)
     optional = {"posts": posts, "old_posts": old_posts}
     extra = {"username": username, "min": str(low), "max": str(high), "delay": str(delay)}

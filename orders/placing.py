@@ -28,7 +28,8 @@ def place_order(user: User, service_id: object, params: Mapping[str, object]) ->
     service, custom_rates = _service(service_id, user)
     request = parse_order(service.type, params, min_quantity=service.min_quantity,
                           max_quantity=service.max_quantity, dripfeed=service.dripfeed,
-                          today=timezone.localdate())
+                          today=timezone.localdate(),
+                          default_posts=settings.SUBSCRIPTION_DEFAULT_POSTS)
     route = pricing.primary_route(service)
     rate = pricing.customer_rate(service, user, custom_rates)
     if route is None or rate is None:

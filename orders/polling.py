@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -86,7 +87,9 @@ def apply_replies(chunk: list[tuple[int, int]],
     """Apply one batch in a constant number of queries, but for orders that end with a
     refund or end a drip-feed run (each its own small transaction)."""
     now = timezone.now()
-    orders = Order.objects.select_related("service").in_bulk([pk for pk, _ in chunk])
+    # provider and parent for the cost difference (Order.fields_from_reply), in the same query.
+    orders = Order.objects.select_related("service", "provider", "parent").in_bulk(
+        [pk for pk, _ in chunk])
     updates: list[tuple[Order, dict[str, Any]]] = []
     finishing = []
     for pk, upstream_id in chunk:
@@ -104,10 +107,26 @@ def apply_replies(chunk: list[tuple[int, int]],
             finishing.append((order, fields, reply.remains is not None))
         else:
             updates.append((order, fields))
+    _check_currencies(orders.values(), replies, dict(chunk))
     changed = _bulk_compare_and_set(updates)
     for order, fields, remains_known in finishing:
         changed += order.finish(fields, remains_known=remains_known)
     return changed
+
+
+def _check_currencies(orders: Iterable[Order], replies: dict[int, OrderStatus | ProviderError],
+                      upstream_ids: dict[int, int]) -> None:
+    """Pause buying from a provider whose replies name another currency than configured:
+    at most one check that writes per provider in the batch, whatever its size."""
+    seen: set[int] = set()
+    for order in orders:
+        reply = replies.get(upstream_ids[order.pk])
+        provider = order.provider
+        if (provider is None or provider.pk in seen or not isinstance(reply, OrderStatus)
+                or provider.bills_in(reply.currency)):
+            continue
+        seen.add(provider.pk)
+        provider.check_reported_currency(reply.currency, f"the status of {order}")
 
 
 def _settles_alone(order: Order, status: str) -> bool:
@@ -123,7 +142,8 @@ def _next_check(order: Order, now: datetime) -> datetime:
 
 
 _BULK_COLUMNS = ("status", "checks", "start_count", "remains", "upstream_charge",
-                 "upstream_currency", "last_progress_at", "next_check_at", "finished_at")
+                 "upstream_currency", "last_progress_at", "next_check_at", "finished_at",
+                 "cost_difference")
 
 
 def _bulk_compare_and_set(updates: list[tuple[Order, dict[str, Any]]]) -> int:
@@ -140,7 +160,7 @@ def _bulk_compare_and_set(updates: list[tuple[Order, dict[str, Any]]]) -> int:
         params.extend(values)
     table = Order._meta.db_table
     casts = ("bigint", "varchar", "varchar", "integer", "bigint", "bigint", "numeric",
-             "varchar", "timestamptz", "timestamptz", "timestamptz")
+             "varchar", "timestamptz", "timestamptz", "timestamptz", "numeric")
     names = ("id", "expected", *_BULK_COLUMNS)
     first_row = "(" + ", ".join(f"%s::{c}" for c in casts) + ")"
     values_sql = ", ".join([first_row, *rows[1:]])

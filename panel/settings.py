@@ -192,6 +192,13 @@ TRUSTED_PROXY_COUNT: int = env.int("TRUSTED_PROXY_COUNT", default=0)
 # Seconds a web process keeps a service and its routes for placing orders (orders/placing.py).
 CATALOG_CACHE_SECONDS: float = env.float("CATALOG_CACHE_SECONDS", default=5.0)
 
+# The new posts a subscription sent without `posts` covers and is charged for up front
+# (orders/params.py): the protocol reads a missing `posts` as unlimited, which no up-front
+# charge can bound. The undelivered share is refunded when it ends.
+SUBSCRIPTION_DEFAULT_POSTS: int = env.int("SUBSCRIPTION_DEFAULT_POSTS", default=30)
+if not 1 <= SUBSCRIPTION_DEFAULT_POSTS <= 10_000:
+    raise ImproperlyConfigured("SUBSCRIPTION_DEFAULT_POSTS must be between 1 and 10000")
+
 # Upstream providers (providers/client.py).
 PROVIDER_CONNECT_TIMEOUT: float = env.float("PROVIDER_CONNECT_TIMEOUT", default=5.0)
 PROVIDER_READ_TIMEOUT: float = env.float("PROVIDER_READ_TIMEOUT", default=30.0)

@@ -20,8 +20,10 @@ from panel.models import ApiKey, User
 log = logging.getLogger(__name__)
 
 
-def panel_context(request: HttpRequest) -> dict[str, str]:
-    return {"panel_name": settings.PANEL_NAME, "panel_currency": settings.PANEL_CURRENCY}
+def panel_context(request: HttpRequest) -> dict[str, object]:
+    return {"panel_name": settings.PANEL_NAME, "panel_currency": settings.PANEL_CURRENCY,
+            # The API page and the order form say what a subscription without posts covers.
+            "subscription_default_posts": settings.SUBSCRIPTION_DEFAULT_POSTS}
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -128,8 +130,8 @@ SERVICE_TYPE_DOCS: tuple[ServiceTypeDoc, ...] = (
         ParamDoc("username", "Username"),
         ParamDoc("min", "Quantity min (per post)"),
         ParamDoc("max", "Quantity max (per post)"),
-        ParamDoc("posts", "Number of new (future) posts to deliver to: required on this panel, "
-                          "so that the charge has a limit"),
+        ParamDoc("posts", "Number of new (future) posts to deliver to; without it, the "
+                          "number the notes below give", True),
         ParamDoc("old_posts", "Number of existing posts to deliver to, where the service "
                               "offers it", True),
         ParamDoc("delay", f"Delay in minutes. Possible values: {_SUBSCRIPTION_DELAYS}"),
@@ -207,7 +209,6 @@ API_ERRORS: tuple[str, ...] = (
     "Order not eligible for refill",
     "Order not eligible for cancel",
     "You have active order with this link. Please wait until order being completed.",
-    "Subscriptions need posts (the number of future posts) so the charge has a limit",
     "Too many requests, please slow down",
 )
 

@@ -2,6 +2,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from providers.models import Provider, ProviderService, ServiceChange
@@ -44,10 +45,22 @@ class ProviderForm(forms.ModelForm[Provider]):
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin[Provider]):
     form = ProviderForm
-    list_display = ["name", "api_url", "enabled", "balance", "balance_currency",
-                    "last_sync_at", "last_sync_ok"]
-    readonly_fields = ["masked_key", "balance", "balance_currency", "balance_checked_at",
-                       "last_sync_at", "last_sync_ok", "last_sync_message"]
+    list_display = ["name", "api_url", "enabled", "buying_paused_at", "balance",
+                    "balance_currency", "last_sync_at", "last_sync_ok"]
+    readonly_fields = ["masked_key", "buying_paused_at", "currency_mismatch", "balance",
+                       "balance_currency", "balance_checked_at", "last_sync_at", "last_sync_ok",
+                       "last_sync_message"]
+    actions = ["resume_buying"]
+
+    @admin.action(description="Resume buying (currency and conversion rate checked)")
+    def resume_buying(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
+        # The next balance check or status poll pauses it again if the currency still differs.
+        for provider in queryset.exclude(buying_paused_at=None):
+            reason = provider.currency_mismatch
+            provider.resume_buying()
+            self.log_change(request, provider, f"Resumed buying, paused because: {reason}")
+        self.message_user(request, "Buying resumed; the next balance check verifies the "
+                                   "currency again.")
 
 
 @admin.register(ProviderService)

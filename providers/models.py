@@ -9,6 +9,7 @@ from django.db import models
 from django.utils import timezone
 
 from providers import keys
+from providers.alerts import alert_admins
 from providers.client import Client, ProviderError, check_url, mask_key
 
 # Upstream rates are quoted per 1000 with up to 5 decimals (API v2 shows "0.27819"); keep 6.
@@ -45,6 +46,12 @@ class Provider(models.Model):
     )
     # Set when the low-balance alert went out; cleared once the balance recovers.
     low_balance_alerted = models.BooleanField(default=False, editable=False)
+
+    # Set when an upstream reported money (balance, an order's charge) in another currency
+    # than `currency`: then `rate_to_panel` converts the wrong thing and every cost is wrong,
+    # so nothing is bought from it until an admin checks both and resumes buying.
+    buying_paused_at = models.DateTimeField(null=True, blank=True, editable=False)
+    currency_mismatch = models.TextField(blank=True, editable=False)
 
     last_sync_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_sync_ok = models.BooleanField(null=True, editable=False)
@@ -88,6 +95,44 @@ class Provider(models.Model):
 
     def to_panel_currency(self, amount: Decimal) -> Decimal:
         return amount * self.rate_to_panel
+
+    @property
+    def buying(self) -> bool:
+        """Whether orders may be sent to this provider."""
+        return self.enabled and self.buying_paused_at is None
+
+    def bills_in(self, reported: str | None) -> bool:
+        """Whether a currency an upstream reported is the configured one; an upstream that
+        names none is taken at its configuration."""
+        reported = (reported or "").strip().upper()
+        return not reported or reported == self.currency.strip().upper()
+
+    def check_reported_currency(self, reported: str | None, where: str) -> bool:
+        """False, and buying paused with the admins alerted (once), when the upstream
+        reported `where` in another currency than configured."""
+        if self.bills_in(reported):
+            return True
+        self.pause_buying(f"{where} was reported in {reported}, but the provider is "
+                          f"configured in {self.currency}")
+        return False
+
+    def pause_buying(self, reason: str) -> bool:
+        """Stop buying from this provider; True (and the admins alerted) if this paused it,
+        False if it already was: compare-and-set, so racing checks alert once."""
+        now = timezone.now()
+        paused = Provider.objects.filter(pk=self.pk, buying_paused_at__isnull=True).update(
+            buying_paused_at=now, currency_mismatch=reason)
+        if paused:
+            self.buying_paused_at, self.currency_mismatch = now, reason
+            alert_admins(f"Buying paused at provider {self.name}",
+                         f"{reason}. Nothing is bought from {self.name} until an admin checks "
+                         "its currency and conversion rate and resumes buying (admin: "
+                         "Providers, action 'Resume buying').")
+        return bool(paused)
+
+    def resume_buying(self) -> None:
+        Provider.objects.filter(pk=self.pk).update(buying_paused_at=None, currency_mismatch="")
+        self.buying_paused_at, self.currency_mismatch = None, ""
 
     def record_sync(self, ok: bool, message: str) -> None:
         Provider.objects.filter(pk=self.pk).update(

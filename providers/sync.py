@@ -11,12 +11,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.contrib.auth import get_user_model
-from django.core.mail import send_mail
 from django.db import transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
+from providers.alerts import alert_admins
 from providers.client import ProviderError, UpstreamService
 from providers.models import RATE_PLACES, Provider, ProviderService, ServiceChange
 
@@ -167,7 +166,8 @@ def _retire(rows: list[ProviderService], now: Any) -> None:
 
 
 def check_balances() -> None:
-    """Store every enabled provider's balance and alert once when one runs low."""
+    """Store every enabled provider's balance and alert once when one runs low or reports it
+    in another currency than configured (which also pauses buying from it)."""
     for provider in Provider.objects.filter(enabled=True):
         check_balance(provider)
 
@@ -182,6 +182,7 @@ def check_balance(provider: Provider) -> Decimal | None:
         balance=balance.amount, balance_currency=balance.currency,
         balance_checked_at=timezone.now(),
     )
+    provider.check_reported_currency(balance.currency, "its balance")
     threshold = provider.low_balance_threshold
     low = threshold is not None and balance.amount < threshold
     # Compare-and-set on the flag: one alert per crossing, however many checks race.
@@ -201,21 +202,13 @@ def report_out_of_funds(provider: Provider, upstream_message: str) -> None:
     check below the threshold would, until a later check sees the balance recovered."""
     if Provider.objects.filter(pk=provider.pk, low_balance_alerted=False).update(
             low_balance_alerted=True):
-        _send_alert(provider, f"Provider {provider.name} refused an order for lack of funds "
-                              f"({upstream_message}). Orders routed to it wait and are retried: "
-                              "top it up.")
+        alert_admins(f"Low balance at provider {provider.name}",
+                     f"Provider {provider.name} refused an order for lack of funds "
+                     f"({upstream_message}). Orders routed to it wait and are retried: top it up.")
 
 
 def _alert_low_balance(provider: Provider, amount: Decimal, currency: str) -> None:
     message = (f"The balance at provider {provider.name} is {amount} {currency}, below the "
                f"threshold of {provider.low_balance_threshold}. Orders routed to it will fail "
                f"with 'not enough funds' once it runs out: top it up.")
-    _send_alert(provider, message)
-
-
-def _send_alert(provider: Provider, message: str) -> None:
-    log.warning("low balance alert: %s", message)
-    recipients = list(get_user_model().objects.filter(is_superuser=True, is_active=True)
-                      .exclude(email="").values_list("email", flat=True))
-    if recipients:
-        send_mail(f"Low balance at provider {provider.name}", message, None, recipients)
+    alert_admins(f"Low balance at provider {provider.name}", message)

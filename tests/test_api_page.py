@@ -6,7 +6,6 @@ import pytest
 from django.urls import reverse
 
 from orders import api, errors
-from orders.errors import NO_POST_LIMIT
 from orders.params import SERVICE_TYPES
 from panel import views
 from panel.models import ApiKey
@@ -164,7 +163,7 @@ def test_the_documented_types_and_actions_are_the_ones_the_api_serves():
     assert tuple(t.name for t in views.SERVICE_TYPE_DOCS) == SERVICE_TYPES
     assert {a.action for a in views._action_docs("USD")} == set(api.ACTIONS)
     for message in (errors.INVALID_KEY, errors.BAD_REQUEST, errors.INCORRECT_ORDER,
-                    errors.REFILL_NOT_FOUND, errors.TOO_MANY, NO_POST_LIMIT):
+                    errors.REFILL_NOT_FOUND, errors.TOO_MANY):
         assert message in views.API_ERRORS
 
 
@@ -186,6 +185,16 @@ def test_the_page_shows_the_endpoint_examples_and_limits(alice_client, settings)
     assert "Invalid API key" in html
     assert "You have active order with this link. Please wait until order being completed." \
         in html
+
+
+def test_the_page_says_how_many_posts_a_subscription_without_posts_covers(
+        alice_client, settings):
+    settings.SUBSCRIPTION_DEFAULT_POSTS = 17
+
+    html = _page(alice_client)
+
+    assert "Subscriptions need <code>posts</code>" not in html
+    assert "Without <code>posts</code>, a subscription covers 17 new posts" in html
 
 
 def test_the_page_shows_no_real_key_but_the_new_one(alice_client, alice):

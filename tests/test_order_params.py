@@ -23,7 +23,6 @@ TODAY = date(2026, 6, 1)
 LOW, HIGH = 10, 1000
 TOO_FEW = f"Quantity less than minimal {LOW}"
 TOO_MANY = f"Quantity more than maximum {HIGH}"
-NO_POST_LIMIT = "Subscriptions need posts (the number of future posts) so the charge has a limit"
 
 
 def parse(service_type: str, params: Mapping[str, object], **limits: Any) -> OrderRequest:
@@ -493,17 +492,33 @@ def test_a_subscription_charges_max_for_each_post_it_covers() -> None:
                                         "delay": "0", "posts": "5", "old_posts": "3"}
 
 
-def test_a_subscription_with_only_old_posts_is_refused() -> None:
-    # Upstreams read a missing `posts` as every future post: a charge with no upper bound.
-    assert refusal("Subscriptions", subscription(posts=None, old_posts=4)) == NO_POST_LIMIT
-
-
-@pytest.mark.parametrize(("posts", "old_posts"), [(None, None), ("", ""), (None, "0"), ("", 0)])
-def test_a_subscription_without_a_post_limit_is_refused(posts: object, old_posts: object) -> None:
+@pytest.mark.parametrize(("posts", "old_posts", "covered"), [
+    (None, None, 7), ("", "", 7), (None, "0", 7), ("", 0, 7), (None, "4", 11), (" ", 4, 11),
+])
+def test_a_subscription_without_posts_covers_the_default_number_of_posts(
+        posts: object, old_posts: object, covered: int) -> None:
+    # Upstreams read a missing `posts` as every future post, a charge with no upper bound:
+    # the panel sends the default number instead, and charges for that many.
     params = subscription(posts=None, old_posts=old_posts)
     if posts is not None:
         params["posts"] = posts
-    assert refusal("Subscriptions", params) == NO_POST_LIMIT
+
+    result = parse("Subscriptions", params, default_posts=7)
+
+    assert result.charged_units == 40 * covered
+    assert result.upstream_params()["posts"] == "7"
+
+
+def test_a_subscription_with_posts_ignores_the_default_number() -> None:
+    result = parse("Subscriptions", subscription(posts="5"), default_posts=7)
+    assert (result.charged_units, result.extra["posts"]) == (40 * 5, "5")
+
+
+@pytest.mark.parametrize("default_posts", [0, -1, 10_001])
+def test_a_default_number_of_posts_outside_the_post_limits_is_a_programming_error(
+        default_posts: int) -> None:
+    with pytest.raises(ValueError, match="default_posts"):
+        parse("Subscriptions", subscription(posts=None), default_posts=default_posts)
 
 
 @pytest.mark.parametrize(("posts", "old_posts"), [
