@@ -4,20 +4,18 @@ when polling sees Canceled or Partial (Order.finish), never from the request its
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 
 from django.db import transaction
 from django.utils import timezone
 
 from orders.errors import INCORRECT_ORDER, Refusal
 from orders.errors import NOT_ELIGIBLE_CANCEL as NOT_ELIGIBLE
-from orders.models import Order, OrderEvent
+from orders.models import Order, OrderEvent, provider_batches
 from panel.models import User
 from providers.client import ProviderError
 from providers.models import Provider
 
 log = logging.getLogger(__name__)
-BATCH = 100
 
 
 def request_cancel(user: User, order_id: object) -> None:
@@ -60,21 +58,12 @@ def _kick() -> None:
 
 def send_cancels(limit: int = 1000) -> int:
     now = timezone.now()
-    with transaction.atomic():
-        rows = list(Order.objects.filter(cancel_requested_at__isnull=False,
-                                         cancel_sent_at__isnull=True,
-                                         status__in=Order.POLLED)
-                    .select_for_update(skip_locked=True)
-                    .values_list("pk", "provider_id", "upstream_id")[:limit])
-        Order.objects.filter(pk__in=[r[0] for r in rows]).update(cancel_sent_at=now)
-    by_provider: dict[int, list[tuple[int, int]]] = defaultdict(list)
-    for pk, provider_id, upstream_id in rows:
-        if provider_id is not None and upstream_id is not None:  # POLLED orders have both
-            by_provider[provider_id].append((pk, upstream_id))
-    for provider_id, items in by_provider.items():
-        provider = Provider.objects.get(pk=provider_id)
-        for start in range(0, len(items), BATCH):
-            _send_batch(provider, items[start:start + BATCH])
+    rows = Order.objects.filter(cancel_requested_at__isnull=False, cancel_sent_at__isnull=True,
+                                status__in=Order.POLLED, upstream_id__isnull=False).claim(
+        limit, "provider_id", "upstream_id", order_by="cancel_requested_at",
+        cancel_sent_at=now)
+    for provider, batch in provider_batches(rows):
+        _send_batch(provider, [(pk, upstream_id) for pk, _, upstream_id in batch])
     return len(rows)
 
 

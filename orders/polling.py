@@ -15,15 +15,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
-from orders.models import Order, Refill
-from providers.client import OrderStatus, ProviderError, RefillState
-from providers.models import Provider
+from orders.models import Order, Refill, provider_batches
+from providers.client import Client, OrderStatus, ProviderError, RefillState
 
 log = logging.getLogger(__name__)
-BATCH = 100
 # A claimed row is not due again before this, should its poller die mid-batch.
 LEASE = timedelta(minutes=5)
 
@@ -45,39 +43,30 @@ class PollStats:
     per_provider: dict[int, int] = field(default_factory=dict)
 
 
-def claim_due_orders(limit: int) -> list[tuple[int, int, int]]:
+def claim_due_orders(limit: int) -> list[tuple[Any, ...]]:
     """(order id, provider id, upstream id) of due orders, leased to this poller."""
     now = timezone.now()
-    with transaction.atomic():
-        rows = list(Order.objects.due_for_check(now).order_by("next_check_at")
-                    .select_for_update(skip_locked=True)
-                    .values_list("pk", "provider_id", "upstream_id")[:limit])
-        Order.objects.filter(pk__in=[r[0] for r in rows]).update(next_check_at=now + LEASE)
     # due_for_check() only selects orders with an upstream id and so a provider.
-    return [(pk, provider_id, upstream_id) for pk, provider_id, upstream_id in rows
-            if provider_id is not None and upstream_id is not None]
+    return Order.objects.due_for_check(now).claim(limit, "provider_id", "upstream_id",
+                                                  next_check_at=now + LEASE)
 
 
 def poll_orders(limit: int = 2000) -> PollStats:
     stats = PollStats()
-    by_provider: dict[int, list[tuple[int, int]]] = defaultdict(list)
-    for pk, provider_id, upstream_id in claim_due_orders(limit):
-        by_provider[provider_id].append((pk, upstream_id))
-    providers = Provider.objects.in_bulk(list(by_provider))
-    for provider_id, rows in by_provider.items():
-        client = providers[provider_id].client()
-        for start in range(0, len(rows), BATCH):
-            chunk = rows[start:start + BATCH]
-            try:
-                replies = client.statuses([upstream_id for _, upstream_id in chunk])
-            except ProviderError as exc:
-                log.warning("status poll of %s failed: %s", providers[provider_id], exc)
-                stats.errors += 1
-                continue  # the lease makes them due again later
-            stats.requests += 1
-            stats.per_provider[provider_id] = stats.per_provider.get(provider_id, 0) + 1
-            stats.changed += apply_replies(chunk, replies)
-            stats.orders += len(chunk)
+    clients: dict[int, Client] = {}
+    for provider, rows in provider_batches(claim_due_orders(limit)):
+        client = clients.setdefault(provider.pk, provider.client())
+        chunk = [(pk, upstream_id) for pk, _, upstream_id in rows]
+        try:
+            replies = client.statuses([upstream_id for _, upstream_id in chunk])
+        except ProviderError as exc:
+            log.warning("status poll of %s failed: %s", provider, exc)
+            stats.errors += 1
+            continue  # the lease makes them due again later
+        stats.requests += 1
+        stats.per_provider[provider.pk] = stats.per_provider.get(provider.pk, 0) + 1
+        stats.changed += apply_replies(chunk, replies)
+        stats.orders += len(chunk)
     return stats
 
 
@@ -164,25 +153,14 @@ REFILL_STATES = {
 
 def poll_refills(limit: int = 2000) -> int:
     now = timezone.now()
-    with transaction.atomic():
-        rows = list(Refill.objects.filter(status__in=Refill.POLLED, next_check_at__lte=now)
-                    .order_by("next_check_at").select_for_update(skip_locked=True)
-                    .values_list("pk", "provider_id", "upstream_id")[:limit])
-        Refill.objects.filter(pk__in=[r[0] for r in rows]).update(next_check_at=now + LEASE)
-    by_provider: dict[int, list[tuple[int, int]]] = defaultdict(list)
-    for pk, provider_id, upstream_id in rows:
-        if upstream_id is not None:
-            by_provider[provider_id].append((pk, upstream_id))
+    rows = Refill.objects.filter(status__in=Refill.POLLED, next_check_at__lte=now,
+                                 upstream_id__isnull=False).claim(
+        limit, "provider_id", "upstream_id", next_check_at=now + LEASE)
+    clients: dict[int, Client] = {}
     changed = 0
-    for provider_id, items in by_provider.items():
-        changed += _poll_refill_batches(Provider.objects.get(pk=provider_id), items)
-    return changed
-
-
-def _poll_refill_batches(provider: Provider, items: list[tuple[int, int]]) -> int:
-    client, changed = provider.client(), 0
-    for start in range(0, len(items), BATCH):
-        chunk = items[start:start + BATCH]
+    for provider, batch in provider_batches(rows):
+        client = clients.setdefault(provider.pk, provider.client())
+        chunk = [(pk, upstream_id) for pk, _, upstream_id in batch]
         try:
             states = client.refill_statuses([upstream_id for _, upstream_id in chunk])
         except ProviderError as exc:

@@ -4,21 +4,20 @@ batches and polling follows them (orders/polling.py)."""
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from datetime import timedelta
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from orders.errors import INCORRECT_ORDER, Refusal
 from orders.errors import NOT_ELIGIBLE_REFILL as NOT_ELIGIBLE
-from orders.models import Order, Refill
+from orders.models import Order, Refill, provider_batches
 from panel.models import User
 from providers.client import ErrorKind, ProviderError
 from providers.models import Provider
 
 log = logging.getLogger(__name__)
-BATCH = 100
 RETRY_AFTER = timedelta(minutes=2)
 
 
@@ -59,47 +58,45 @@ def _kick() -> None:
     send_refills.delay()
 
 
-def claim_queued(limit: int = 500) -> list[Refill]:
+def claim_queued(limit: int = 500) -> list[tuple[Any, ...]]:
+    """(refill id, provider id, order id) of queued refills, now SUBMITTING."""
     now = timezone.now()
-    with transaction.atomic():
-        ids = list(Refill.objects.filter(status=Refill.Status.QUEUED, next_check_at__lte=now)
-                   .select_for_update(skip_locked=True).values_list("pk", flat=True)[:limit])
-        Refill.objects.filter(pk__in=ids).update(status=Refill.Status.SUBMITTING,
-                                                 submitted_at=now)
-    return list(Refill.objects.filter(pk__in=ids).select_related("order"))
+    return Refill.objects.filter(status=Refill.Status.QUEUED, next_check_at__lte=now).claim(
+        limit, "provider_id", "order_id", status=Refill.Status.SUBMITTING, submitted_at=now)
 
 
 def send_refills() -> int:
-    by_provider: dict[int, list[Refill]] = defaultdict(list)
-    for refill in claim_queued():
-        by_provider[refill.provider_id].append(refill)
-    for provider_id, refills in by_provider.items():
-        provider = Provider.objects.get(pk=provider_id)
-        for start in range(0, len(refills), BATCH):
-            _send_batch(provider, refills[start:start + BATCH])
-    return sum(len(r) for r in by_provider.values())
+    rows = claim_queued()
+    # The upstream order ids, in one query for the sweep (a join in the claim would lock
+    # the orders too).
+    upstream_ids = dict(Order.objects.filter(pk__in=[row[2] for row in rows])
+                        .values_list("pk", "upstream_id"))
+    for provider, batch in provider_batches(rows):
+        _send_batch(provider, [(pk, upstream_ids.get(order_id) or 0)
+                               for pk, _, order_id in batch])
+    return len(rows)
 
 
-def _send_batch(provider: Provider, refills: list[Refill]) -> None:
-    by_upstream = {r.order.upstream_id or 0: r for r in refills}
+def _send_batch(provider: Provider, items: list[tuple[int, int]]) -> None:
+    """items: (refill id, upstream order id)."""
     try:
-        results = provider.client().refills(list(by_upstream))
+        results = provider.client().refills([upstream_id for _, upstream_id in items])
     except ProviderError as exc:
         if exc.definite:  # nothing reached the upstream: try the whole batch again later
-            Refill.objects.filter(pk__in=[r.pk for r in refills]).update(
+            Refill.objects.filter(pk__in=[pk for pk, _ in items]).update(
                 status=Refill.Status.QUEUED, next_check_at=timezone.now() + RETRY_AFTER)
             return
-        for refill in refills:
-            _record(refill, exc)
+        for pk, _ in items:
+            _record(pk, exc)
         return
     missing = ProviderError(ErrorKind.BAD_REPLY, "no answer for this refill", definite=False)
-    for upstream_order_id, refill in by_upstream.items():
-        _record(refill, results.get(upstream_order_id, missing))
+    for pk, upstream_order_id in items:
+        _record(pk, results.get(upstream_order_id, missing))
 
 
-def _record(refill: Refill, result: int | ProviderError) -> None:
+def _record(refill_id: int, result: int | ProviderError) -> None:
     now = timezone.now()
-    submitting = Refill.objects.filter(pk=refill.pk, status=Refill.Status.SUBMITTING)
+    submitting = Refill.objects.filter(pk=refill_id, status=Refill.Status.SUBMITTING)
     if isinstance(result, int):
         submitting.update(status=Refill.Status.PENDING, upstream_id=result, next_check_at=now)
     elif result.definite:
