@@ -27,6 +27,12 @@ def refill_refusal(order: Order) -> str:
         return NOT_ELIGIBLE
     if order.provider_id is None or order.upstream_id is None:
         return NOT_ELIGIBLE  # a drip-feed the panel ran itself has no single upstream order
+    # The upstream service it was bought through must refill too, or the request could only
+    # come back Rejected. As for cancels, an order whose route was deleted since is let
+    # through: the upstream then decides, and a refill moves no money.
+    upstream = order.route.provider_service if order.route else None
+    if upstream is not None and not upstream.refill:
+        return NOT_ELIGIBLE
     deadline = order.service.refill_deadline(order.finished_at)
     if deadline is not None and timezone.now() > deadline:
         return NOT_ELIGIBLE
