@@ -199,6 +199,10 @@ POLL_FIRST_DELAY: float = env.float("POLL_FIRST_DELAY", default=60.0)
 POLL_MAX_DELAY: float = env.float("POLL_MAX_DELAY", default=3600.0)
 # Status checks that failed for one order alone, in a row, before it is flagged for staff.
 POLL_FLAG_AFTER_FAILURES: int = env.int("POLL_FLAG_AFTER_FAILURES", default=5)
+# Sends of a cancel or a refill the upstream definitely refused, before giving up (the
+# customer then sees the refusal); retried after 2, 4, 8… minutes.
+CANCEL_MAX_ATTEMPTS: int = env.int("CANCEL_MAX_ATTEMPTS", default=4)
+REFILL_MAX_ATTEMPTS: int = env.int("REFILL_MAX_ATTEMPTS", default=4)
 # Watchdog: a send that never finished, and live orders that stopped moving.
 WATCHDOG_SUBMITTING_MINUTES: int = env.int("WATCHDOG_SUBMITTING_MINUTES", default=10)
 WATCHDOG_QUEUED_MINUTES: int = env.int("WATCHDOG_QUEUED_MINUTES", default=30)
