@@ -207,6 +207,9 @@ REFILL_MAX_ATTEMPTS: int = env.int("REFILL_MAX_ATTEMPTS", default=4)
 WATCHDOG_SUBMITTING_MINUTES: int = env.int("WATCHDOG_SUBMITTING_MINUTES", default=10)
 WATCHDOG_QUEUED_MINUTES: int = env.int("WATCHDOG_QUEUED_MINUTES", default=30)
 WATCHDOG_STALLED_HOURS: int = env.int("WATCHDOG_STALLED_HOURS", default=24)
+# A refill sent upstream and without a status change this long is flagged (refills drip in
+# over days, so longer than an order).
+WATCHDOG_REFILL_STALLED_HOURS: int = env.int("WATCHDOG_REFILL_STALLED_HOURS", default=72)
 # How often beat sweeps for due work (sending, polling) in seconds.
 SWEEP_INTERVAL: int = env.int("SWEEP_INTERVAL", default=15)
 CATALOG_SYNC_INTERVAL: int = env.int("CATALOG_SYNC_INTERVAL", default=3600)
