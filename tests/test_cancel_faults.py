@@ -125,3 +125,33 @@ def test_a_cancel_whose_outcome_is_unknown_is_flagged_for_staff_and_not_resent(
     assert live_order.status in (Order.Status.CANCELED, Order.Status.PARTIAL)
     assert LedgerEntry.objects.filter(order_id=live_order.pk, kind="refund").count() == 1
     call_command("check_ledger")
+
+
+@pytest.mark.parametrize("fault", [None, "error", "timeout_after"])
+def test_a_cancel_sweep_takes_the_same_number_of_queries_whatever_its_size(
+        catalog, alice, sandbox, settings, fault):
+    from decimal import Decimal
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from panel import ledger
+
+    settings.PROVIDER_READ_TIMEOUT = 0.5
+    ledger.deposit(alice.pk, Decimal("1000"))
+    sandbox.set_speed(600)
+    service = make_service(catalog, "Default", one_order_per_link=False,
+                           upstream={"cancel": True}, cancel=True)
+    counts = []
+    for size in (2, 8):
+        for i in range(size):
+            order = place_order(alice, service.pk, {"link": f"https://x.com/{size}-{i}",
+                                                    "quantity": service.min_quantity})
+            assert dispatch.dispatch_one(order.pk)
+            cancels.request_cancel(alice, order.pk)
+        if fault:
+            sandbox.set_fault(fault, action="cancel", delay=1, times=1)
+        with CaptureQueriesContext(connection) as ctx:
+            assert cancels.send_cancels() == size
+        counts.append(len(ctx.captured_queries))
+    assert counts[0] == counts[1]

@@ -136,3 +136,21 @@ def test_one_unknown_refill_does_not_block_the_other_refill_statuses(
     assert bad.next_check_at > before + polling.LEASE
     assert _requests(caplog, "refill_status") <= 1 + 2 * math.ceil(math.log2(10))
     call_command("check_ledger")
+
+
+def test_a_sweep_with_a_bad_id_takes_the_same_number_of_queries_whatever_its_size(
+        catalog, alice, sandbox):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    sandbox.set_fault("strict_lists", action="status")
+    counts = []
+    for size in (10, 40):
+        orders = _live_orders(catalog, alice, size)
+        Order.objects.filter(pk=orders[size // 2].pk).update(
+            upstream_id=UNKNOWN_UPSTREAM_ID + size)
+        _make_due(Order, [o.pk for o in orders])
+        with CaptureQueriesContext(connection) as ctx:
+            assert polling.poll_orders().orders == size
+        counts.append(len(ctx.captured_queries))
+    assert counts[0] == counts[1]

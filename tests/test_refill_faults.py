@@ -138,3 +138,25 @@ def test_refills_without_progress_are_flagged_by_the_watchdog(catalog, alice, se
     assert "Refill not found" in got[stalled.pk].flag_reason  # and the last error says why
     assert got[moving.pk].flagged_at is None
     assert OrderEvent.objects.filter(order_id=stalled.order_id, kind="refill_flagged").exists()
+
+
+@pytest.mark.parametrize("fault", [None, "strict_lists", "no_lists"])
+def test_a_refill_sweep_takes_the_same_number_of_queries_whatever_its_size(
+        catalog, alice, sandbox, fault):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    if fault:
+        sandbox.set_fault(fault, action="refill")
+    counts = []
+    for size in (2, 8):
+        sent = _requested_refills(catalog, alice, size)
+        if fault == "strict_lists":
+            Order.objects.filter(pk=sent[0].order_id).update(
+                upstream_id=UNKNOWN_UPSTREAM_ID + size)
+        for _ in range(2):  # the batch, then (after a whole-batch refusal) each alone
+            _make_due(sent)
+            with CaptureQueriesContext(connection) as ctx:
+                assert refills.send_refills() in (size, size - 1, 0)
+            counts.append(len(ctx.captured_queries))
+    assert counts[:2] == counts[2:]
