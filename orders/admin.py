@@ -62,8 +62,9 @@ class OrderAdmin(admin.ModelAdmin[Order]):
 
 @admin.register(Refill)
 class RefillAdmin(admin.ModelAdmin[Refill]):
-    list_display = ["id", "order", "user", "status", "upstream_id", "created_at"]
-    list_filter = ["status"]
+    list_display = ["id", "order", "user", "status", "upstream_id", "attempts", "error",
+                     "flagged_at", "created_at"]
+    list_filter = ["status", ("flagged_at", admin.EmptyFieldListFilter)]
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -5,19 +5,24 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from datetime import timedelta
+from typing import Any
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from orders.errors import INCORRECT_ORDER, Refusal
 from orders.errors import NOT_ELIGIBLE_CANCEL as NOT_ELIGIBLE
-from orders.models import Order, OrderEvent, kick
+from orders.models import Order, OrderEvent, kick, provider_batches
 from panel.models import User
 from providers.client import ProviderError
 from providers.models import Provider
 
 log = logging.getLogger(__name__)
-BATCH = 100
+# A definite refusal is asked again after this, doubling each time, CANCEL_MAX_ATTEMPTS in all.
+RETRY_AFTER = timedelta(minutes=2)
 
 
 def request_cancel(user: User, order_id: object) -> None:
@@ -32,8 +37,10 @@ def request_cancel(user: User, order_id: object) -> None:
         upstream = order.route.provider_service if order.route else None
         if upstream is not None and not upstream.cancel:
             raise Refusal(NOT_ELIGIBLE)
+        now = timezone.now()
         if Order.objects.filter(pk=order.pk, cancel_requested_at__isnull=True).update(
-                cancel_requested_at=timezone.now()):
+                cancel_requested_at=now, cancel_due_at=now, cancel_sent_at=None,
+                cancel_attempts=0, cancel_error=""):
             order.log("cancel_requested", "", user.pk)
             transaction.on_commit(_kick, robust=True)
             return
@@ -58,44 +65,87 @@ def _kick() -> None:
 
 def send_cancels(limit: int = 1000) -> int:
     now = timezone.now()
-    with transaction.atomic():
-        rows = list(Order.objects.filter(cancel_requested_at__isnull=False,
-                                         cancel_sent_at__isnull=True,
-                                         status__in=Order.POLLED)
-                    .select_for_update(skip_locked=True)
-                    .values_list("pk", "provider_id", "upstream_id")[:limit])
-        Order.objects.filter(pk__in=[r[0] for r in rows]).update(cancel_sent_at=now)
-    by_provider: dict[int, list[tuple[int, int]]] = defaultdict(list)
-    for pk, provider_id, upstream_id in rows:
-        if provider_id is not None and upstream_id is not None:  # POLLED orders have both
-            by_provider[provider_id].append((pk, upstream_id))
-    for provider_id, items in by_provider.items():
-        provider = Provider.objects.get(pk=provider_id)
-        for start in range(0, len(items), BATCH):
-            _send_batch(provider, items[start:start + BATCH])
+    due = Q(cancel_due_at__isnull=True) | Q(cancel_due_at__lte=now)
+    rows = Order.objects.filter(due, cancel_requested_at__isnull=False,
+                                cancel_sent_at__isnull=True, status__in=Order.POLLED,
+                                upstream_id__isnull=False).claim(
+        limit, "provider_id", "upstream_id", "cancel_attempts",
+        order_by="cancel_requested_at", cancel_sent_at=now)
+    for provider, batch in provider_batches(rows):
+        _send_batch(provider, [(pk, upstream_id, attempts)
+                               for pk, _, upstream_id, attempts in batch], now)
     return len(rows)
 
 
-def _send_batch(provider: Provider, items: list[tuple[int, int]]) -> None:
+def _send_batch(provider: Provider, items: list[tuple[int, int, int]], sent_at: Any) -> None:
+    """items: (order id, upstream id, cancel attempts so far); sent_at is the claim's mark,
+    so a late worker cannot record over a newer claim."""
     try:
         results: dict[int, bool | ProviderError] = provider.client().cancel(
-            [upstream_id for _, upstream_id in items])
+            [upstream_id for _, upstream_id, _ in items])
     except ProviderError as exc:
-        # cancel is never retried by itself: a person can ask again once it is clear.
-        results = {upstream_id: exc for _, upstream_id in items}
-    accepted = [pk for pk, upstream_id in items if results.get(upstream_id) is True]
-    # Look soon at what was accepted: the refund follows the status.
-    Order.objects.filter(pk__in=accepted).update(next_check_at=timezone.now())
-    OrderEvent.objects.bulk_create(
-        OrderEvent(order_id=pk, kind="cancel_sent" if pk in accepted else "cancel_failed",
-                   message=_outcome(provider, results.get(upstream_id)))
-        for pk, upstream_id in items)
+        results = {upstream_id: exc for _, upstream_id, _ in items}
+    outcome = _Outcome(provider, sent_at)
+    for pk, upstream_id, attempts in items:
+        outcome.add(pk, attempts, results.get(upstream_id))
+    outcome.save()
 
 
-def _outcome(provider: Provider, result: bool | ProviderError | None) -> str:
-    if result is True:
-        return f"cancel accepted by {provider}"
-    if isinstance(result, ProviderError) and not result.definite:
-        return f"cancel request to {provider} may not have arrived: {result.message}"
-    why = result.message if isinstance(result, ProviderError) else "no answer"
-    return f"cancel refused by {provider}: {why}"
+_Group = tuple[str, tuple[tuple[str, Any], ...]]
+
+
+class _Outcome:
+    """What one cancel batch came to, written with one UPDATE per kind of outcome and
+    message (a batch's failures mostly share one) and the events in one INSERT."""
+
+    def __init__(self, provider: Provider, sent_at: Any) -> None:
+        self.provider, self.sent_at, self.now = provider, sent_at, timezone.now()
+        self.updates: dict[_Group, list[int]] = defaultdict(list)
+        self.events: list[OrderEvent] = []
+
+    def add(self, pk: int, attempts: int, result: bool | ProviderError | None) -> None:
+        if result is True:
+            # Look soon at what was accepted: the refund follows the status.
+            self._update(pk, "cancel_sent", f"cancel accepted by {self.provider}",
+                         next_check_at=self.now, cancel_error="")
+        elif result is False:
+            self._refused(pk, attempts + 1, "the upstream did not accept the cancel")
+        elif isinstance(result, ProviderError) and result.definite:
+            self._refused(pk, attempts + 1, result.message)
+        else:
+            # It may have reached the upstream: asking again could act twice, and polling
+            # will show a cancel that went through. Staff look; nothing resends it.
+            why = result.message if isinstance(result, ProviderError) else "no answer"
+            reason = f"cancel may have reached the upstream ({self.provider}): {why}"
+            self._update(pk, "cancel_unknown", reason, cancel_error=why[:1000],
+                         flagged_at=self.now, flag_reason=reason)
+            self.events.append(OrderEvent(order_id=pk, kind="flagged", message=reason))
+
+    def _refused(self, pk: int, attempts: int, why: str) -> None:
+        text = f"cancel refused by {self.provider}: {why}"
+        if attempts < settings.CANCEL_MAX_ATTEMPTS:
+            due = self.now + RETRY_AFTER * 2 ** (attempts - 1)
+            self._update(pk, "cancel_failed", f"{text}; asking again", cancel_sent_at=None,
+                         cancel_due_at=due, cancel_attempts=attempts, cancel_error=why[:1000])
+            return
+        # Given up. The customer may ask again (request_cancel starts afresh): an upstream
+        # refusal is often about the moment (the order is being started, its API is down),
+        # and on upstream panels, too, a refused cancel leaves the button there. Each new
+        # request gets the same bounded attempts, so only the customer's asking (and the
+        # API's rate limit) decides how often the upstream is asked.
+        reason = f"cancel given up after {attempts} attempts: {why}"
+        self._update(pk, "cancel_refused", text, cancel_sent_at=None, cancel_due_at=None,
+                     cancel_requested_at=None, cancel_attempts=attempts,
+                     cancel_error=why[:1000], flagged_at=self.now, flag_reason=reason)
+        self.events.append(OrderEvent(order_id=pk, kind="flagged", message=reason))
+
+    def _update(self, pk: int, kind: str, message: str, **fields: Any) -> None:
+        self.updates[(kind, tuple(sorted(fields.items())))].append(pk)
+        self.events.append(OrderEvent(order_id=pk, kind=kind, message=message))
+
+    def save(self) -> None:
+        with transaction.atomic():
+            for (_, fields), pks in self.updates.items():
+                Order.objects.filter(pk__in=pks, cancel_sent_at=self.sent_at).update(
+                    **dict(fields))
+            OrderEvent.objects.bulk_create(self.events)

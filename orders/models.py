@@ -319,6 +319,15 @@ class Order(models.Model):
     checks = models.PositiveIntegerField(default=0)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     cancel_sent_at = models.DateTimeField(null=True, blank=True)
+    # A cancel the upstream definitely did not take is asked again, a bounded number of
+    # times (orders/cancels.py); the last reason stays here for staff and the customer.
+    cancel_due_at = models.DateTimeField(null=True, blank=True)
+    cancel_attempts = models.PositiveIntegerField(default=0)
+    cancel_error = models.TextField(blank=True)
+    # Status checks that came back with an error for this order alone, in a row, and the
+    # last one's text (orders/polling.py); a good reply clears both.
+    poll_failures = models.PositiveIntegerField(default=0)
+    poll_error = models.TextField(blank=True)
     # The claim a worker holds while it sends: a send goes out only while the row still
     # carries the token of the claim that started it (see orders/dispatch.py).
     claim_token = models.UUIDField(null=True, blank=True)
@@ -652,10 +661,15 @@ class Refill(models.Model):
     provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="refills")
     upstream_id = models.BigIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
+    # Sends the upstream definitely refused (orders/refills.py): bounded, then Rejected.
+    attempts = models.PositiveIntegerField(default=0)
+    flag_reason = models.TextField(blank=True)
+    flagged_at = models.DateTimeField(null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(default=timezone.now)
     submitted_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     next_check_at = models.DateTimeField(null=True, blank=True)
+    last_progress_at = models.DateTimeField(null=True, blank=True)
 
     objects = RefillQuerySet.as_manager()
 

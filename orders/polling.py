@@ -8,23 +8,24 @@ replayed or late reply changes nothing.
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
-from orders.models import Order, Refill
-from providers.client import OrderStatus, ProviderError, RefillState
-from providers.models import Provider
+from orders.models import Order, OrderEvent, Refill, provider_batches
+from providers.client import Client, ErrorKind, OrderStatus, ProviderError, RefillState
 
 log = logging.getLogger(__name__)
-BATCH = 100
+T = TypeVar("T")
 # A claimed row is not due again before this, should its poller die mid-batch.
 LEASE = timedelta(minutes=5)
 
@@ -46,40 +47,73 @@ class PollStats:
     per_provider: dict[int, int] = field(default_factory=dict)
 
 
-def claim_due_orders(limit: int) -> list[tuple[int, int, int]]:
+def claim_due_orders(limit: int) -> list[tuple[Any, ...]]:
     """(order id, provider id, upstream id) of due orders, leased to this poller."""
     now = timezone.now()
-    with transaction.atomic():
-        rows = list(Order.objects.due_for_check(now).order_by("next_check_at")
-                    .select_for_update(skip_locked=True)
-                    .values_list("pk", "provider_id", "upstream_id")[:limit])
-        Order.objects.filter(pk__in=[r[0] for r in rows]).update(next_check_at=now + LEASE)
     # due_for_check() only selects orders with an upstream id and so a provider.
-    return [(pk, provider_id, upstream_id) for pk, provider_id, upstream_id in rows
-            if provider_id is not None and upstream_id is not None]
+    return Order.objects.due_for_check(now).claim(limit, "provider_id", "upstream_id",
+                                                  next_check_at=now + LEASE)
 
 
 def poll_orders(limit: int = 2000) -> PollStats:
     stats = PollStats()
-    by_provider: dict[int, list[tuple[int, int]]] = defaultdict(list)
-    for pk, provider_id, upstream_id in claim_due_orders(limit):
-        by_provider[provider_id].append((pk, upstream_id))
-    providers = Provider.objects.in_bulk(list(by_provider))
-    for provider_id, rows in by_provider.items():
-        client = providers[provider_id].client()
-        for start in range(0, len(rows), BATCH):
-            chunk = rows[start:start + BATCH]
-            try:
-                replies = client.statuses([upstream_id for _, upstream_id in chunk])
-            except ProviderError as exc:
-                log.warning("status poll of %s failed: %s", providers[provider_id], exc)
-                stats.errors += 1
-                continue  # the lease makes them due again later
-            stats.requests += 1
-            stats.per_provider[provider_id] = stats.per_provider.get(provider_id, 0) + 1
-            stats.changed += apply_replies(chunk, replies)
-            stats.orders += len(chunk)
+    clients: dict[int, Client] = {}
+    for provider, rows in provider_batches(claim_due_orders(limit)):
+        client = clients.setdefault(provider.pk, provider.client())
+        chunk = [(pk, upstream_id) for pk, _, upstream_id in rows]
+        asked = ask_in_halves(client.statuses, [upstream_id for _, upstream_id in chunk])
+        stats.requests += asked.requests
+        stats.per_provider[provider.pk] = stats.per_provider.get(provider.pk, 0) + asked.requests
+        if asked.failure is not None:
+            log.warning("status poll of %s failed: %s", provider, asked.failure)
+            stats.errors += 1
+        # What got no answer stays leased and is due again later.
+        answered = [(pk, upstream_id) for pk, upstream_id in chunk if upstream_id in asked.answers]
+        stats.changed += apply_replies(answered, asked.answers)
+        stats.orders += len(answered)
     return stats
+
+
+# Whole-request errors that can be about one id in the list ("Incorrect order ID", or an
+# upstream's own words): worth asking again in halves. Errors about the key, the account
+# or the connection are the same for every id, so halving would only multiply them.
+_MAY_BE_ONE_ID = (ErrorKind.INCORRECT_ORDER, ErrorKind.OTHER)
+
+
+@dataclass
+class Asked(Generic[T]):
+    answers: dict[int, T | ProviderError] = field(default_factory=dict)
+    requests: int = 0
+    failure: ProviderError | None = None  # why some ids got no answer at all
+
+
+def ask_in_halves(fetch: Callable[[list[int]], dict[int, T | ProviderError]],
+                  ids: list[int]) -> Asked[T]:
+    """Ask about `ids`; a definite error for the whole list that may be about one of its ids
+    is asked again in halves, down to the single id, whose error is then its own. One bad id
+    among n costs at most 2·ceil(log2 n) more requests, the budget here, so it can neither
+    block the rest nor make a sweep ask without end; ids left over wait for the next one."""
+    asked: Asked[T] = Asked()
+    budget = 1 + 2 * math.ceil(math.log2(len(ids))) if len(ids) > 1 else 1
+    pending = [ids] if ids else []
+    while pending and asked.requests < budget:
+        part = pending.pop()
+        asked.requests += 1
+        try:
+            asked.answers.update(fetch(part))
+        except ProviderError as exc:
+            if not exc.definite or exc.kind not in _MAY_BE_ONE_ID:
+                asked.failure = exc
+                break
+            if len(part) == 1:
+                asked.answers[part[0]] = exc
+                continue
+            middle = len(part) // 2
+            pending += [part[middle:], part[:middle]]
+    if pending and asked.failure is None:
+        asked.failure = ProviderError(ErrorKind.OTHER, "request budget spent halving a batch",
+                                      definite=True)
+    return asked
 
 
 def apply_replies(chunk: list[tuple[int, int]],
@@ -92,15 +126,17 @@ def apply_replies(chunk: list[tuple[int, int]],
         [pk for pk, _ in chunk])
     updates: list[tuple[Order, dict[str, Any]]] = []
     finishing = []
+    failed: dict[str, list[Order]] = defaultdict(list)
     for pk, upstream_id in chunk:
         order, reply = orders.get(pk), replies.get(upstream_id)
         if order is None or order.status not in Order.POLLED:
             continue
         if not isinstance(reply, OrderStatus):
-            updates.append((order, {"next_check_at": _next_check(order, now),
+            message = reply.message if reply is not None else "no answer for this order"
+            failed[message].append(order)
+            updates.append((order, {"next_check_at": _next_check_after_error(order, now),
                                     "checks": order.checks + 1}))
-            if reply is not None:
-                log.info("order %s: upstream says %s", pk, reply.message)
+            log.info("order %s: upstream says %s", pk, message)
             continue
         fields = order.fields_from_reply(reply, now, _next_check(order, now))
         if _settles_alone(order, fields["status"]):
@@ -109,6 +145,8 @@ def apply_replies(chunk: list[tuple[int, int]],
             updates.append((order, fields))
     _check_currencies(orders.values(), replies, dict(chunk))
     changed = _bulk_compare_and_set(updates)
+    _record_poll_errors(failed, now)
+    _clear_poll_errors([o for o, f in updates if "status" in f] + [o for o, _, _ in finishing])
     for order, fields, remains_known in finishing:
         changed += order.finish(fields, remains_known=remains_known)
     return changed
@@ -127,6 +165,43 @@ def _check_currencies(orders: Iterable[Order], replies: dict[int, OrderStatus | 
             continue
         seen.add(provider.pk)
         provider.check_reported_currency(reply.currency, f"the status of {order}")
+
+
+def _next_check_after_error(order: Order, now: datetime) -> datetime:
+    # Past the lease at least, and longer with each failure in a row (within the max delay).
+    failures = order.poll_failures + 1
+    delay = max(check_delay(now - (order.submitted_at or order.created_at)), LEASE) * failures
+    return now + min(delay, max(timedelta(seconds=settings.POLL_MAX_DELAY), LEASE))
+
+
+def _record_poll_errors(failed: dict[str, list[Order]], now: datetime) -> None:
+    """A status check that failed for this order alone is its own error: record it, and flag
+    the order for staff once they have failed POLL_FLAG_AFTER_FAILURES times in a row.
+    One UPDATE per distinct message (they are few), not one per order."""
+    limit = settings.POLL_FLAG_AFTER_FAILURES
+    to_flag: list[tuple[Order, str]] = []
+    for message, orders in failed.items():
+        Order.objects.filter(pk__in=[o.pk for o in orders]).update(
+            poll_failures=F("poll_failures") + 1, poll_error=message[:1000])
+        to_flag += [(o, f"status checks failed {o.poll_failures + 1} times in a row: {message}")
+                    for o in orders if o.flagged_at is None and o.poll_failures + 1 >= limit]
+    if not to_flag:
+        return
+    by_reason: dict[str, list[int]] = defaultdict(list)
+    for order, reason in to_flag:
+        by_reason[reason].append(order.pk)
+    for reason, pks in by_reason.items():
+        Order.objects.filter(pk__in=pks, flagged_at__isnull=True).update(
+            flagged_at=now, flag_reason=reason)
+    OrderEvent.objects.bulk_create(OrderEvent(order_id=o.pk, kind="flagged", message=reason)
+                                   for o, reason in to_flag)
+
+
+def _clear_poll_errors(answered: list[Order]) -> None:
+    # Only when one of them had failed: a batch of good replies costs no query here.
+    pks = [o.pk for o in answered if o.poll_failures or o.poll_error]
+    if pks:
+        Order.objects.filter(pk__in=pks).update(poll_failures=0, poll_error="")
 
 
 def _settles_alone(order: Order, status: str) -> bool:
@@ -174,6 +249,7 @@ def _bulk_compare_and_set(updates: list[tuple[Order, dict[str, Any]]]) -> int:
 
 # --- refills -------------------------------------------------------------------------------
 
+REJECTED_UPSTREAM = "rejected by the upstream"
 REFILL_STATES = {
     RefillState.PENDING: Refill.Status.PENDING,
     RefillState.IN_PROGRESS: Refill.Status.IN_PROGRESS,
@@ -184,49 +260,47 @@ REFILL_STATES = {
 
 def poll_refills(limit: int = 2000) -> int:
     now = timezone.now()
-    with transaction.atomic():
-        rows = list(Refill.objects.filter(status__in=Refill.POLLED, next_check_at__lte=now)
-                    .order_by("next_check_at").select_for_update(skip_locked=True)
-                    .values_list("pk", "provider_id", "upstream_id")[:limit])
-        Refill.objects.filter(pk__in=[r[0] for r in rows]).update(next_check_at=now + LEASE)
-    by_provider: dict[int, list[tuple[int, int]]] = defaultdict(list)
-    for pk, provider_id, upstream_id in rows:
-        if upstream_id is not None:
-            by_provider[provider_id].append((pk, upstream_id))
+    rows = Refill.objects.filter(status__in=Refill.POLLED, next_check_at__lte=now,
+                                 upstream_id__isnull=False).claim(
+        limit, "provider_id", "upstream_id", next_check_at=now + LEASE)
+    clients: dict[int, Client] = {}
     changed = 0
-    for provider_id, items in by_provider.items():
-        changed += _poll_refill_batches(Provider.objects.get(pk=provider_id), items)
-    return changed
-
-
-def _poll_refill_batches(provider: Provider, items: list[tuple[int, int]]) -> int:
-    client, changed = provider.client(), 0
-    for start in range(0, len(items), BATCH):
-        chunk = items[start:start + BATCH]
-        try:
-            states = client.refill_statuses([upstream_id for _, upstream_id in chunk])
-        except ProviderError as exc:
-            log.warning("refill poll of %s failed: %s", provider, exc)
-            continue
-        changed += _apply_refill_states(chunk, states)
+    for provider, batch in provider_batches(rows):
+        client = clients.setdefault(provider.pk, provider.client())
+        chunk = [(pk, upstream_id) for pk, _, upstream_id in batch]
+        asked = ask_in_halves(client.refill_statuses, [upstream_id for _, upstream_id in chunk])
+        if asked.failure is not None:
+            log.warning("refill poll of %s failed: %s", provider, asked.failure)
+        changed += _apply_refill_states(
+            [(pk, upstream_id) for pk, upstream_id in chunk if upstream_id in asked.answers],
+            asked.answers)
     return changed
 
 
 def _apply_refill_states(chunk: list[tuple[int, int]],
                          states: dict[int, RefillState | ProviderError]) -> int:
-    """One UPDATE per status the batch came back with (at most five), not one per refill."""
-    by_status: dict[str | None, list[int]] = defaultdict(list)
+    """One UPDATE per status the batch came back with (at most five), and one per distinct
+    error text, not one per refill."""
+    by_status: dict[str, list[int]] = defaultdict(list)
+    by_error: dict[str, list[int]] = defaultdict(list)
     for pk, upstream_id in chunk:
         state = states.get(upstream_id)
-        by_status[REFILL_STATES[state] if isinstance(state, RefillState) else None].append(pk)
+        if isinstance(state, RefillState):
+            by_status[REFILL_STATES[state]].append(pk)
+        else:
+            by_error[state.message if state else "no answer for this refill"].append(pk)
     now, changed = timezone.now(), 0
-    for status, pks in by_status.items():
-        later = now + check_delay(LEASE)
-        if status is None:  # no readable answer: ask again later
-            changed += Refill.objects.filter(pk__in=pks).update(next_check_at=later)
-            continue
-        done = status in (Refill.Status.COMPLETED, Refill.Status.REJECTED)
+    for message, pks in by_error.items():
+        # Its own error (say, "Refill not found"): recorded, asked again later; the
+        # watchdog flags a refill that stays without progress.
         changed += Refill.objects.filter(pk__in=pks, status__in=Refill.POLLED).update(
-            status=status, finished_at=now if done else None,
-            next_check_at=None if done else later)
+            error=f"status check: {message}"[:1000],
+            next_check_at=now + max(check_delay(LEASE), LEASE * 2))
+    for status, pks in by_status.items():
+        done = status in (Refill.Status.COMPLETED, Refill.Status.REJECTED)
+        moved = Case(When(~Q(status=status), then=Value(now)), default=F("last_progress_at"))
+        changed += Refill.objects.filter(pk__in=pks, status__in=Refill.POLLED).update(
+            status=status, finished_at=now if done else None, last_progress_at=moved,
+            next_check_at=None if done else now + check_delay(LEASE),
+            error=REJECTED_UPSTREAM if status == Refill.Status.REJECTED else "")
     return changed

@@ -5,21 +5,27 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.conf import settings
+from django.db import IntegrityError, models, transaction
+from django.db.models import Case, Value, When
 from django.utils import timezone
 
 from orders.errors import INCORRECT_ORDER, Refusal
 from orders.errors import NOT_ELIGIBLE_REFILL as NOT_ELIGIBLE
-from orders.models import Order, Refill, kick
+from orders.models import Order, OrderEvent, Refill, kick, provider_batches
 from panel.models import User
-from providers.client import ErrorKind, ProviderError
+from providers.client import Client, ErrorKind, ProviderError
 from providers.models import Provider
 
 log = logging.getLogger(__name__)
-BATCH = 100
+# A definite refusal is asked again after this, doubling each time, REFILL_MAX_ATTEMPTS in all.
 RETRY_AFTER = timedelta(minutes=2)
+# Whole-batch refusals after which a refill is sent on its own.
+ALONE_AFTER = 1
 
 
 def refill_refusal(order: Order) -> str:
@@ -28,6 +34,12 @@ def refill_refusal(order: Order) -> str:
         return NOT_ELIGIBLE
     if order.provider_id is None or order.upstream_id is None:
         return NOT_ELIGIBLE  # a drip-feed the panel ran itself has no single upstream order
+    # The upstream service it was bought through must refill too, or the request could only
+    # come back Rejected. As for cancels, an order whose route was deleted since is let
+    # through: the upstream then decides, and a refill moves no money.
+    upstream = order.route.provider_service if order.route else None
+    if upstream is not None and not upstream.refill:
+        return NOT_ELIGIBLE
     deadline = order.service.refill_deadline(order.finished_at)
     if deadline is not None and timezone.now() > deadline:
         return NOT_ELIGIBLE
@@ -57,52 +69,132 @@ def _kick() -> None:
     kick("orders.tasks.send_refills")
 
 
-def claim_queued(limit: int = 500) -> list[Refill]:
+def claim_queued(limit: int = 500) -> list[tuple[Any, ...]]:
+    """(refill id, provider id, order id, attempts) of queued refills, now SUBMITTING."""
     now = timezone.now()
-    with transaction.atomic():
-        ids = list(Refill.objects.filter(status=Refill.Status.QUEUED, next_check_at__lte=now)
-                   .select_for_update(skip_locked=True).values_list("pk", flat=True)[:limit])
-        Refill.objects.filter(pk__in=ids).update(status=Refill.Status.SUBMITTING,
-                                                 submitted_at=now)
-    return list(Refill.objects.filter(pk__in=ids).select_related("order"))
+    return Refill.objects.filter(status=Refill.Status.QUEUED, next_check_at__lte=now).claim(
+        limit, "provider_id", "order_id", "attempts", status=Refill.Status.SUBMITTING,
+        submitted_at=now)
+
+
+@dataclass
+class _Item:
+    refill_id: int
+    order_id: int
+    upstream_order_id: int
+    attempts: int  # definite refusals so far
 
 
 def send_refills() -> int:
-    by_provider: dict[int, list[Refill]] = defaultdict(list)
-    for refill in claim_queued():
-        by_provider[refill.provider_id].append(refill)
-    for provider_id, refills in by_provider.items():
-        provider = Provider.objects.get(pk=provider_id)
-        for start in range(0, len(refills), BATCH):
-            _send_batch(provider, refills[start:start + BATCH])
-    return sum(len(r) for r in by_provider.values())
+    rows = claim_queued()
+    # The upstream order ids, in one query for the sweep (a join in the claim would lock
+    # the orders too).
+    upstream_ids = dict(Order.objects.filter(pk__in=[row[2] for row in rows])
+                        .values_list("pk", "upstream_id"))
+    for provider, batch in provider_batches(rows):
+        items = [_Item(pk, order_id, upstream_ids.get(order_id) or 0, attempts)
+                 for pk, _, order_id, attempts in batch]
+        client, outcome = provider.client(), _Outcome(provider)
+        # A refill whose batch was refused as a whole goes alone from then on, in the
+        # single-id form: an upstream that takes no lists, or one bad id that spoils a list,
+        # then cannot hold the others up.
+        together = [i for i in items if i.attempts < ALONE_AFTER]
+        if together:
+            _send_together(client, together, outcome)
+        for item in items:
+            if item.attempts >= ALONE_AFTER:
+                _send_alone(client, item, outcome)
+        outcome.save()
+    return len(rows)
 
 
-def _send_batch(provider: Provider, refills: list[Refill]) -> None:
-    by_upstream = {r.order.upstream_id or 0: r for r in refills}
+def _send_together(client: Client, items: list[_Item], outcome: _Outcome) -> None:
     try:
-        results = provider.client().refills(list(by_upstream))
+        results = client.refills([item.upstream_order_id for item in items])
     except ProviderError as exc:
-        if exc.definite:  # nothing reached the upstream: try the whole batch again later
-            Refill.objects.filter(pk__in=[r.pk for r in refills]).update(
-                status=Refill.Status.QUEUED, next_check_at=timezone.now() + RETRY_AFTER)
-            return
-        for refill in refills:
-            _record(refill, exc)
+        for item in items:
+            outcome.add(item, exc)
         return
     missing = ProviderError(ErrorKind.BAD_REPLY, "no answer for this refill", definite=False)
-    for upstream_order_id, refill in by_upstream.items():
-        _record(refill, results.get(upstream_order_id, missing))
+    for item in items:
+        result = results.get(item.upstream_order_id, missing)
+        if isinstance(result, ProviderError) and result.definite:
+            # The upstream answered for this refill alone: it will not do it.
+            outcome.reject(item, result.message, flag="")
+        else:
+            outcome.add(item, result)
 
 
-def _record(refill: Refill, result: int | ProviderError) -> None:
-    now = timezone.now()
-    submitting = Refill.objects.filter(pk=refill.pk, status=Refill.Status.SUBMITTING)
-    if isinstance(result, int):
-        submitting.update(status=Refill.Status.PENDING, upstream_id=result, next_check_at=now)
-    elif result.definite:
-        submitting.update(status=Refill.Status.REJECTED, error=result.message, finished_at=now)
-    else:
-        # The upstream may have created it: a resend could refill twice.
-        submitting.update(status=Refill.Status.NEEDS_ATTENTION,
-                          error=f"outcome unknown: {result.message}")
+def _send_alone(client: Client, item: _Item, outcome: _Outcome) -> None:
+    try:
+        outcome.add(item, client.refill(item.upstream_order_id))
+    except ProviderError as exc:
+        outcome.add(item, exc)
+
+
+_Group = tuple[str, tuple[tuple[str, Any], ...]]
+
+
+class _Outcome:
+    """What one batch of refills came to, written with one UPDATE per kind of outcome and
+    message (and one for every accepted refill), compare-and-set on SUBMITTING, with the
+    events in one INSERT."""
+
+    def __init__(self, provider: Provider) -> None:
+        self.provider, self.now = provider, timezone.now()
+        self.accepted: dict[int, int] = {}
+        self.updates: dict[_Group, list[int]] = defaultdict(list)
+        self.events: list[OrderEvent] = []
+
+    def add(self, item: _Item, result: int | ProviderError) -> None:
+        if isinstance(result, int):
+            self.accepted[item.refill_id] = result
+        elif result.definite:  # nothing was created upstream: safe to ask again, within bounds
+            self._refused(item, result.message)
+        else:
+            # The upstream may have created it: a resend could refill twice.
+            why = f"outcome unknown: {result.message}"
+            reason = f"refill #{item.refill_id} sent to {self.provider}, {why}"
+            self._update(item, "refill_flagged", reason, status=Refill.Status.NEEDS_ATTENTION,
+                         error=why[:1000], flagged_at=self.now, flag_reason=reason)
+
+    def _refused(self, item: _Item, why: str) -> None:
+        attempts = item.attempts + 1
+        if attempts >= settings.REFILL_MAX_ATTEMPTS:
+            self.reject(item, why, flag=f"refused by {self.provider} {attempts} attempts "
+                                         f"in a row: {why}", attempts=attempts)
+            return
+        self._update(item, "", "", status=Refill.Status.QUEUED, attempts=attempts,
+                     error=why[:1000],
+                     next_check_at=self.now + RETRY_AFTER * 2 ** (attempts - 1))
+
+    def reject(self, item: _Item, why: str, *, flag: str, attempts: int | None = None) -> None:
+        """Rejected, as the customer will see it, with the reason written on the refill and
+        the order; `flag` says why staff should look, when they should."""
+        fields: dict[str, Any] = {"status": Refill.Status.REJECTED, "error": why[:1000],
+                                  "finished_at": self.now, "next_check_at": None}
+        if attempts is not None:
+            fields["attempts"] = attempts
+        if flag:
+            fields.update(flagged_at=self.now, flag_reason=flag)
+        self._update(item, "refill_rejected", f"refill #{item.refill_id} rejected: {why}",
+                     **fields)
+
+    def _update(self, item: _Item, kind: str, message: str, **fields: Any) -> None:
+        self.updates[(kind, tuple(sorted(fields.items())))].append(item.refill_id)
+        if kind:
+            self.events.append(OrderEvent(order_id=item.order_id, kind=kind, message=message))
+
+    def save(self) -> None:
+        submitting = Refill.objects.filter(status=Refill.Status.SUBMITTING)
+        with transaction.atomic():
+            if self.accepted:
+                upstream_id = Case(*(When(pk=pk, then=Value(upstream))
+                                     for pk, upstream in self.accepted.items()),
+                                   output_field=models.BigIntegerField())
+                submitting.filter(pk__in=list(self.accepted)).update(
+                    status=Refill.Status.PENDING, upstream_id=upstream_id, error="",
+                    next_check_at=self.now, last_progress_at=self.now)
+            for (_, fields), pks in self.updates.items():
+                submitting.filter(pk__in=pks).update(**dict(fields))
+            OrderEvent.objects.bulk_create(self.events)

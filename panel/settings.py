@@ -210,6 +210,12 @@ PROVIDER_ALLOW_PRIVATE_ADDRESSES: bool = env.bool(
 # Orders are checked about every tenth of their age, within these bounds (seconds).
 POLL_FIRST_DELAY: float = env.float("POLL_FIRST_DELAY", default=60.0)
 POLL_MAX_DELAY: float = env.float("POLL_MAX_DELAY", default=3600.0)
+# Status checks that failed for one order alone, in a row, before it is flagged for staff.
+POLL_FLAG_AFTER_FAILURES: int = env.int("POLL_FLAG_AFTER_FAILURES", default=5)
+# Sends of a cancel or a refill the upstream definitely refused, before giving up (the
+# customer then sees the refusal); retried after 2, 4, 8… minutes.
+CANCEL_MAX_ATTEMPTS: int = env.int("CANCEL_MAX_ATTEMPTS", default=4)
+REFILL_MAX_ATTEMPTS: int = env.int("REFILL_MAX_ATTEMPTS", default=4)
 # Watchdog: a send that never finished, and live orders that stopped moving.
 WATCHDOG_SUBMITTING_MINUTES: int = env.int("WATCHDOG_SUBMITTING_MINUTES", default=10)
 WATCHDOG_QUEUED_MINUTES: int = env.int("WATCHDOG_QUEUED_MINUTES", default=30)
@@ -222,6 +228,9 @@ DISPATCH_BATCH_SECONDS: float = env.float("DISPATCH_BATCH_SECONDS", default=60.0
 # each time up to the maximum.
 DISPATCH_RETRY_SECONDS: float = env.float("DISPATCH_RETRY_SECONDS", default=60.0)
 DISPATCH_MAX_BACKOFF_SECONDS: float = env.float("DISPATCH_MAX_BACKOFF_SECONDS", default=3600.0)
+# A refill sent upstream and without a status change this long is flagged (refills drip in
+# over days, so longer than an order).
+WATCHDOG_REFILL_STALLED_HOURS: int = env.int("WATCHDOG_REFILL_STALLED_HOURS", default=72)
 # How often beat sweeps for due work (sending, polling) in seconds.
 SWEEP_INTERVAL: int = env.int("SWEEP_INTERVAL", default=15)
 CATALOG_SYNC_INTERVAL: int = env.int("CATALOG_SYNC_INTERVAL", default=3600)

@@ -117,3 +117,20 @@ def test_cancel_eligibility_is_checked_on_the_server(catalog, alice, bob, why, s
 
     expected = "Incorrect order ID" if why == "someone_else" else "Order not eligible for cancel"
     assert excinfo.value.message == expected
+
+
+def test_a_refill_is_refused_when_the_route_upstream_does_not_refill(catalog, alice, client):
+    from panel.models import ApiKey
+
+    # We sell it with refill, but the upstream service the order was bought through has none.
+    order = _placed(catalog, alice, finished=True, upstream={"refill": False}, refill=True)
+    assert order.route is not None and not order.route.provider_service.refill
+    key = ApiKey.issue(alice)[1]
+
+    reply = client.post("/api/v2", {"key": key, "action": "refill", "order": order.pk}).json()
+    with pytest.raises(Refusal) as excinfo:
+        refills.request_refill(alice, order.pk)
+
+    assert reply == {"error": "Order not eligible for refill"}
+    assert excinfo.value.message == "Order not eligible for refill"
+    assert not Refill.objects.filter(order=order).exists()

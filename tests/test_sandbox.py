@@ -478,9 +478,43 @@ def test_refuse_closes_the_port_then_listens_again(srv: SandboxServer) -> None:
     assert call(srv, action="balance")["currency"] == "USD"
 
 
+def test_no_lists_refuses_every_list_of_ids_but_answers_single_ids(srv: SandboxServer) -> None:
+    service = service_of(srv, "Default", refill=True)
+    order = call(srv, action="add", service=service["service"], link=LINK,
+                 quantity=service["min"])["order"]
+    srv.set_fault("no_lists")
+
+    assert call(srv, action="status", orders=f"{order}") == {"error": "Incorrect request"}
+    assert call(srv, action="refill", orders=f"{order}") == {"error": "Incorrect request"}
+    assert call(srv, action="status", order=order)["status"] == "Completed"
+    refill = call(srv, action="refill", order=order)["refill"]
+    assert call(srv, action="refill_status", refill=refill) == {"status": "Completed"}
+
+
+def test_strict_lists_let_one_unknown_id_spoil_the_whole_list(srv: SandboxServer) -> None:
+    service = service_of(srv, "Default", refill=True)
+    orders = [call(srv, action="add", service=service["service"], link=f"{LINK}{i}",
+                   quantity=service["min"])["order"] for i in range(2)]
+    srv.set_fault("strict_lists")
+
+    good = call(srv, action="refill", orders=f"{orders[0]},{orders[1]}")
+    assert [item["order"] for item in good] == orders
+    assert call(srv, action="status", orders=f"{orders[0]},5") == {
+        "error": "Incorrect order ID"}
+    assert call(srv, action="refill", orders=f"{orders[0]},5") == {
+        "error": "Incorrect order ID"}
+    refills = [item["refill"] for item in good]
+    assert call(srv, action="refill_status", refills=f"{refills[0]},7") == {
+        "error": "Refill not found"}
+    assert len(call(srv, action="refill_status", refills=f"{refills[0]},{refills[1]}")) == 2
+    # Nothing in the refused list was done: the next refill takes the very next id.
+    assert call(srv, action="refill", order=orders[1]) == {"refill": str(refills[1] + 1)}
+
+
 def test_every_fault_name_is_known() -> None:
     assert set(FAULT_NAMES) == {"latency", "refuse", "timeout_before", "timeout_after",
-                                "http500", "http429", "html", "truncated", "error", "garbage"}
+                                "http500", "http429", "html", "truncated", "error", "garbage",
+                                "no_lists", "strict_lists"}
     with pytest.raises(ValueError):
         SandboxServer().set_fault("meltdown")
 

@@ -29,8 +29,10 @@ def test_stuck_orders_are_flagged_or_parked(catalog, alice, settings):
         status=Order.Status.IN_PROGRESS, upstream_id=1, provider=catalog,
         last_progress_at=now - timedelta(hours=25))
 
-    assert run_watchdog() == {"parked": 1, "queued": 1, "stalled": 1, "refills": 0}
-    assert run_watchdog() == {"parked": 0, "queued": 0, "stalled": 0, "refills": 0}
+    assert run_watchdog() == {"parked": 1, "queued": 1, "stalled": 1, "refills": 0,
+                              "refills_flagged": 0}
+    assert run_watchdog() == {"parked": 0, "queued": 0, "stalled": 0, "refills": 0,
+                              "refills_flagged": 0}
 
     got = {name: Order.objects.get(pk=o.pk) for name, o in orders.items()}
     assert got["sending"].status == Order.Status.NEEDS_ATTENTION

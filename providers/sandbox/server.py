@@ -62,13 +62,20 @@ TYPE_PARAMS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
 
 FAULT_NAMES: tuple[str, ...] = (
     "latency", "refuse", "timeout_before", "timeout_after", "http500", "http429", "html",
-    "truncated", "error", "garbage",
+    "truncated", "error", "garbage", "no_lists", "strict_lists",
 )
 DEFAULT_FAULT_DELAY = {"latency": 1.0, "refuse": 5.0, "timeout_before": 30.0,
                        "timeout_after": 30.0}
 DEFAULT_FAULT_MESSAGE = "Service temporarily unavailable"
 # Faults after which the request has been carried out (the order exists upstream).
 PROCESSING_FAULTS = frozenset({"latency", "timeout_after", "truncated"})
+# Upstreams that are picky about lists of ids (`orders=`, `refills=`): `no_lists` refuses
+# any list as a whole; `strict_lists` refuses a list naming one id it does not know, with
+# that id's error at the top level. Either way nothing in the refused list is carried out,
+# and single-id requests are answered as usual.
+LIST_FAULTS = frozenset({"no_lists", "strict_lists"})
+LIST_PARAMS = {"status": "orders", "refill": "orders", "refill_status": "refills",
+               "cancel": "orders"}
 
 MAINTENANCE_PAGE = b"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>503 Service Temporarily Unavailable</title>
@@ -320,6 +327,30 @@ class Api:
         handler = self._actions.get(action)
         return _error(BAD_REQUEST) if handler is None else handler(key, params, now)
 
+    def handle_lists(self, params: Mapping[str, str], fault: str) -> Any:
+        """Answer one call the way an upstream of a LIST_FAULTS kind would."""
+        key, action = params.get("key", ""), params.get("action", "")
+        text = params.get(LIST_PARAMS.get(action, ""), "").strip()
+        if not text or not key or not self.store.has_key(key):
+            return self.handle(params)
+        if fault == "no_lists":
+            return _error(BAD_REQUEST)
+        unknown = self._unknown_id_error(key, action, _parse_ids(text) or [])
+        return _error(unknown) if unknown else self.handle(params)
+
+    def _unknown_id_error(self, key: str, action: str, raw_ids: list[str]) -> str | None:
+        numbers = [_as_int(raw) for raw in raw_ids]
+        known = [n for n in numbers if n is not None]
+        if action == "refill_status":
+            states = self.store.refill_states(key, known, time.time())
+            found = {n for n, state in states.items() if state is not None}
+            message = NO_REFILL_FOUND
+        else:
+            orders = self.store.order_states(key, known, time.time())
+            found = {n for n, order in orders.items() if order is not None}
+            message = BAD_ORDER
+        return message if any(n not in found for n in numbers) else None
+
     def _add(self, key: str, params: Mapping[str, str], now: float) -> dict[str, Any]:
         if not key or not self.store.has_key(key):
             return _error(BAD_KEY)
@@ -554,6 +585,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if fault.name in PROCESSING_FAULTS:
             self._processed_fault(fault, params)
+            return
+        if fault.name in LIST_FAULTS:
+            self._send_reply(sandbox.api.handle_lists(params, fault.name))
             return
         if params.get("action") == "add":
             error = (fault.message or DEFAULT_FAULT_MESSAGE) if fault.name == "error" else None
