@@ -464,16 +464,8 @@ class Order(models.Model):
             return self.cost_difference
         if not provider.bills_in(reply.currency):
             return None
-        return quantize_money(provider.to_panel_currency(reply.charge)) - self.expected_cost()
-
-    def expected_cost(self) -> Decimal:
-        """The cost snapshot this order was bought against. A run the panel drip-feeds
-        itself has none of its own (cost 0): its share of the parent's, so that a report
-        summing cost and difference over runs counts the parent's cost once."""
-        parent = self.parent
-        if parent is None or not parent.charged_units:
-            return self.cost
-        return quantize_money(parent.cost * self.quantity / parent.charged_units)
+        # A drip-feed run the panel runs has its own share of the parent's cost as its snapshot.
+        return quantize_money(provider.to_panel_currency(reply.charge)) - self.cost
 
     def apply_upstream_status(self, reply: OrderStatus, next_check: Any = None) -> bool:
         """Record one status reply; True if it changed the order."""

@@ -164,15 +164,15 @@ def test_a_run_the_panel_drip_feeds_is_measured_against_its_share_of_the_parent_
     sandbox.update_service(upstream.upstream_id, rate=str(upstream.cost_rate * 3))
     assert dispatch.dispatch_one(parent.pk)  # no route drip-feeds: the panel runs it
     first = Order.objects.get(parent=parent, run_number=1)
-    assert first.cost == 0 and first.upstream_id is not None
+    assert first.upstream_id is not None
+    assert first.cost == sum(r.cost for r in Order.objects.filter(parent=parent)) / 2
 
     _poll(first)
 
-    parent.refresh_from_db()
-    share = quantize_money(parent.cost / 2)
-    assert first.cost_difference == quantize_money(first.upstream_charge) - share
-    # cost + difference over the parent and its runs counts what the upstream really charged.
-    assert share + first.cost_difference == quantize_money(first.upstream_charge)
+    first.refresh_from_db()
+    assert first.cost_difference == quantize_money(first.upstream_charge) - first.cost
+    # The run's cost share plus the difference is what the upstream really charged for it.
+    assert first.cost + first.cost_difference == quantize_money(first.upstream_charge)
 
 
 def test_a_batch_in_another_currency_still_takes_a_constant_number_of_queries(
