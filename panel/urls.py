@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from orders import api, openapi
+from orders import api, apidocs, openapi
 from panel import views
 
 urlpatterns = [
@@ -10,7 +10,7 @@ urlpatterns = [
     path("api/v2", api.api_v2, name="api_v2"),
     path("api/v2/", api.api_v2),
     path("api/v2/openapi.json", openapi.openapi_json, name="api_v2_openapi"),
-    path("api/", views.api_docs, name="api_docs"),
+    path("api/", apidocs.api_docs, name="api_docs"),
     path("api/keys/", views.api_key_create, name="api_key_create"),
     path("api/keys/<int:pk>/revoke/", views.api_key_revoke, name="api_key_revoke"),
     path("", views.home, name="home"),

@@ -16,7 +16,7 @@ from django.utils import timezone
 from orders import api as api_v2
 from orders import dispatch, polling
 from orders.models import Order, Refill
-from orders.params import SERVICE_TYPES
+from orders.params import SERVICE_TYPE_SPECS, SERVICE_TYPES
 from orders.placing import place_order
 from panel.models import ApiKey
 from tests.conftest import make_service, valid_add_params
@@ -83,6 +83,16 @@ def test_the_description_documents_every_action_type_and_transport(spec):
             "application/x-www-form-urlencoded", "application/json"}
         assert {p["name"] for p in get["parameters"]} == set(request["properties"])
         assert {p["name"] for p in get["parameters"] if p["required"]} == {"key", "action"}
+
+
+def test_every_field_of_every_type_is_described_with_the_types_that_take_it(spec):
+    properties = spec["components"]["schemas"]["Request"]["properties"]
+    for type_spec in SERVICE_TYPE_SPECS:
+        for type_field in type_spec.fields:
+            description = properties[type_field.name]["description"]
+            assert type_spec.name in description, (type_spec.name, type_field.name)
+            assert type_field.help in description
+    assert "600" in properties["delay"]["description"]
 
 
 def test_the_description_and_the_code_agree_on_actions_and_statuses(spec):
