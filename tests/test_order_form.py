@@ -199,8 +199,9 @@ def test_the_live_charge_names_the_field_still_to_fill_in(alice_client, catalog)
 def test_an_unknown_or_disabled_service_is_refused_at_the_top(alice_client, catalog):
     service = make_service(catalog, "Default", enabled=False)
 
-    response = submit(alice_client, service, form_values(service), token=str(
-        "00000000-0000-4000-8000-000000000000"))
+    token = "00000000-0000-4000-8000-000000000000"
+
+    response = submit(alice_client, service, form_values(service), token=token)
 
     assert response.status_code == 400
     assert "Incorrect service ID" in response.content.decode()
@@ -395,7 +396,7 @@ def test_the_average_time_comes_from_the_latest_completed_orders(alice_client, a
     html, _ = open_form(alice_client, service)
     assert "not enough data" in html
     now = timezone.now()
-    for minutes in (10, 30):  # 1000 units each, so per 1000 = as long as they took
+    for _ in range(2):  # 1000 units each, so per 1000 = as long as they took
         submit(alice_client, service, form_values(service, quantity="1000"))
     for order, minutes in zip(Order.objects.filter(user=alice).order_by("id"), (10, 30),
                               strict=True):
