@@ -17,7 +17,7 @@ from django.urls import get_script_prefix
 from django.views.decorators.http import require_safe
 
 from orders.models import ServiceType
-from orders.params import LINES, SERVICE_TYPE_SPECS, TypeField
+from orders.params import DATE, LINES, SERVICE_TYPE_SPECS, TypeField
 
 Schema = dict[str, Any]
 
@@ -41,6 +41,8 @@ def _field_text(spec_field: TypeField) -> str:
     text = spec_field.help
     if spec_field.kind == LINES:
         text += f" ({_LIST})"
+    if spec_field.kind == DATE:
+        text += ", format d/m/Y"
     if spec_field.choices:
         text += f"; one of {', '.join(str(choice) for choice in spec_field.choices)}"
     return text + ("" if spec_field.required else " (optional)")

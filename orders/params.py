@@ -115,7 +115,7 @@ class TypeSpec:
 _LINK = TypeField("link", gettext_noop("Link"), URL, gettext_noop("Link to the page"),
                   high=MAX_LINK_CHARS)
 _QUANTITY = TypeField("quantity", gettext_noop("Quantity"), NUMBER,
-                      gettext_noop("Needed quantity, within the service's min and max"),
+                      gettext_noop("Needed quantity"),
                       bounded_by_service=True)
 _RUNS = TypeField("runs", gettext_noop("Runs"), NUMBER,
                   gettext_noop("Runs to deliver (drip-feed; only on services that offer it)"),
@@ -197,7 +197,7 @@ SERVICE_TYPE_SPECS: tuple[TypeSpec, ...] = (
                   gettext_noop("Minutes to wait after a post before delivering"),
                   choices=SUBSCRIPTION_DELAYS),
         TypeField("expiry", gettext_noop("Expiry date"), DATE,
-                  gettext_noop("Last day of the subscription, format d/m/Y"), required=False),
+                  gettext_noop("Last day of the subscription"), required=False),
     ), "max", gettext_noop("max × (posts + old_posts), paid up front; the undelivered part is "
                            "refunded")),
     TypeSpec("Comment Likes", (
