@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+import threading
 
 import pytest
+from django.db import connection
+from django.test import Client
 from django.urls import reverse
 
 from orders.models import Order
 from panel.models import LedgerEntry
-from tests.conftest import make_service
+from tests.conftest import make_customer, make_service
 
 pytestmark = pytest.mark.django_db
 
@@ -72,6 +75,36 @@ def test_sending_the_same_mass_order_again_places_nothing(alice_client, alice, c
     assert LedgerEntry.objects.filter(user=alice, kind=LedgerEntry.Kind.CHARGE).count() == 5
     assert "Nothing was placed again." in again.content.decode()
     assert _rows(again.content.decode()) == _rows(first.content.decode())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_mass_order_sent_from_two_threads_at_once_places_it_once(catalog):
+    alice = make_customer("alice")
+    service = make_service(catalog, "Default", one_order_per_link=False)
+    text = "\n".join(f"{service.pk}|https://x.com/p/{i}|{service.min_quantity}" for i in range(3))
+    browser = Client()
+    browser.force_login(alice)
+    form = {"orders": text, "token": _token(browser)}
+    start = threading.Barrier(2)
+    pages: list[str] = []
+
+    def send() -> None:
+        client = Client()
+        client.force_login(alice)
+        start.wait()
+        try:
+            pages.append(client.post(reverse("mass_order"), form).content.decode())
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert Order.objects.filter(user=alice).count() == 3
+    assert sum("Nothing was placed again." in page for page in pages) == 1
 
 
 def test_more_than_a_thousand_lines_are_refused_whole(alice_client, alice, catalog):

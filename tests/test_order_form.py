@@ -327,6 +327,15 @@ def test_the_search_keeps_to_the_category_and_remembers_it(alice_client, catalog
     assert set(_option_ids(page)) <= {s.pk for s in services if s.category == category}
 
 
+def test_a_deep_link_to_a_service_not_for_sale_says_so(alice_client, catalog):
+    service = make_service(catalog, "Default", enabled=False)
+
+    html = alice_client.get(HOME, {"service": service.pk}).content.decode()
+
+    assert "Incorrect service ID" in html
+    assert 'id="order-form"' not in html
+
+
 def test_a_deep_link_preselects_the_service(alice_client, catalog):
     service = make_service(catalog, "Poll", description="Votes for your poll answer.")
 
@@ -422,8 +431,13 @@ def test_the_page_costs_the_same_few_queries_however_many_orders_and_services(
     client.force_login(customer)
     client.get(HOME, {"category": services[0].category_id})  # remembers it
 
+    # session, user, categories, the category's first services, their routes, custom rates,
+    # latest orders
     with django_assert_max_num_queries(7):
         assert client.get(HOME).status_code == 200
+    # session, user, service, routes, categories, custom rate, average time, latest orders,
+    # and the session's write (in a savepoint: 3 queries) when the service's category is not
+    # the remembered one
     with django_assert_max_num_queries(11):
         assert client.get(HOME, {"service": services[9].pk}).status_code == 200
 

@@ -264,7 +264,10 @@ def new_order(request: HttpRequest) -> HttpResponse:
     user = _customer(request)
     if request.method == "POST":
         return _submit(request, user)
-    return _page(request, user, _service_for_customer(request.GET.get("service", "")))
+    asked = request.GET.get("service", "")
+    service = _service_for_customer(asked) if asked else None
+    return _page(request, user, service, top_error=INCORRECT_SERVICE if asked and not service
+                 else "")
 
 
 def _claim(token: uuid.UUID, user: User) -> None:
