@@ -88,8 +88,12 @@ def test_every_type_has_its_form(chromium, live_server, catalog, alice):
     try:
         log_in_browser(page, live_server, alice)
         for service_type in SERVICE_TYPES:
-            service = make_service(catalog, service_type)
+            # Default with drip-feed, to show its runs and interval too
+            upstream = {"dripfeed": True} if service_type == "Default" else {}
+            service = make_service(catalog, service_type, upstream=upstream)
             page.goto(f"{live_server.url}/?service={service.pk}")
+            if service.dripfeed:
+                page.get_by_text("Drip-feed", exact=True).last.click()
             fields = [f for f in TYPE_SPECS[service_type].fields
                       if service.dripfeed or not f.dripfeed]
             for type_field in fields:
