@@ -222,6 +222,7 @@ def test_the_same_form_sent_twice_places_one_order(alice_client, alice, catalog)
     order = Order.objects.get(user=alice)  # exactly one
     assert f"Order #{order.pk} is placed." in first.content.decode()
     assert f"it placed order #{order.pk}, and nothing was placed again" in again.content.decode()
+    assert f"Order #{order.pk} is placed." not in again.content.decode()
     assert LedgerEntry.objects.filter(user=alice, kind=LedgerEntry.Kind.CHARGE).count() == 1
 
 
@@ -325,6 +326,17 @@ def test_the_search_keeps_to_the_category_and_remembers_it(alice_client, catalog
     assert all(Service.objects.get(pk=pk).category == category for pk in _option_ids(html))
     assert f'<option value="{category.pk}" selected>' in page
     assert set(_option_ids(page)) <= {s.pk for s in services if s.category == category}
+
+
+def test_choosing_all_categories_again_is_remembered_too(alice_client, catalog):
+    services = _many_services(catalog, 10)
+    category = services[0].category
+    _search(alice_client, q="", category=category.pk)
+
+    _search(alice_client, q="", category="")
+    page = alice_client.get(HOME).content.decode()
+
+    assert f'<option value="{category.pk}" selected>' not in page
 
 
 def test_a_deep_link_to_a_service_not_for_sale_says_so(alice_client, catalog):

@@ -107,9 +107,19 @@ def search_services(query: str, category_id: int | None) -> QuerySet[Service]:
 
 
 def _remember_category(request: HttpRequest, category_id: int | None) -> None:
-    # Written only when it changes: every write is a session UPDATE.
-    if category_id is not None and request.session.get(CATEGORY_SESSION) != category_id:
+    """None is "all categories", remembered too. Written only when it changes: every write
+    is a session UPDATE."""
+    if request.session.get(CATEGORY_SESSION) != category_id:
         request.session[CATEGORY_SESSION] = category_id
+
+
+def _asked_category(request: HttpRequest) -> int | None:
+    """The category in the query string when it names one ("" is all), else the last one
+    the customer picked."""
+    if "category" in request.GET:
+        return parse_id(request.GET["category"])
+    remembered = request.session.get(CATEGORY_SESSION)
+    return remembered if isinstance(remembered, int) else None
 
 
 @dataclass(frozen=True)
@@ -132,7 +142,7 @@ def _search(user: User, query: str, category_id: int | None) -> SearchResult:
 @login_required
 def service_search(request: HttpRequest) -> HttpResponse:
     """The htmx listbox of at most SEARCH_LIMIT services matching `q` in `category`."""
-    category_id = parse_id(request.GET.get("category", ""))
+    category_id = _asked_category(request)
     _remember_category(request, category_id)
     result = _search(_customer(request), request.GET.get("q", "").strip()[:100], category_id)
     return render(request, "orders/customer/_service_options.html", {"search": result})
@@ -225,14 +235,13 @@ def _card(user: User, service: Service) -> ServiceCard:
 
 def _page(request: HttpRequest, user: User, service: Service | None, *,
           values: Mapping[str, str] | None = None, errors: Mapping[str, str] | None = None,
-          top_error: str = "", placed: int | None = None, already: int | None = None,
+          top_error: str = "", placed: int | None = None, already: dict[str, Any] | None = None,
           status: int = 200) -> HttpResponse:
     if service is not None:
         _remember_category(request, service.category_id)
         category_id: int | None = service.category_id
     else:
-        category_id = parse_id(request.GET.get("category", "")) or \
-            request.session.get(CATEGORY_SESSION)
+        category_id = _asked_category(request)
         _remember_category(request, category_id)
     query = request.GET.get("q", "").strip()[:100]
     context = {
@@ -246,7 +255,8 @@ def _page(request: HttpRequest, user: User, service: Service | None, *,
         "top_error": top_error,
         "short_funds": top_error == NOT_ENOUGH_FUNDS,
         "placed": placed,
-        "already": already,
+        "already_sent": already is not None,
+        "already": (already or {}).get("order"),
         "token": uuid.uuid4(),
         "balance": user.balance,
         "latest_orders": list(Order.objects.for_customer(user.pk).select_related("service")
@@ -305,7 +315,7 @@ def _submit(request: HttpRequest, user: User) -> HttpResponse:
             order = place_order(user, service.pk, params)
             FormSubmission.objects.filter(token=token).update(result={"order": order.pk})
     except AlreadySubmitted as taken:
-        return _page(request, user, service, already=taken.result.get("order"))
+        return _page(request, user, service, already=taken.result)
     except Refusal as refusal:
         field_names = {f.name for f in _fields_of(service)}
         if refusal.field in field_names:
@@ -358,7 +368,8 @@ def _charge_problem(service: Service, params: Mapping[str, str],
 
 
 def _mass_lines(text: str) -> int:
-    return sum(1 for line in text.splitlines() if line.strip())
+    # Split as place_mass_order splits (str.splitlines() would also split on \f and more).
+    return sum(1 for line in text.replace("\r\n", "\n").split("\n") if line.strip())
 
 
 def _mass_result(lines: list[Any]) -> dict[str, Any]:
