@@ -56,9 +56,15 @@ def add_parameters() -> dict[str, str]:
         for spec_field in spec.fields:
             by_text = uses.setdefault(spec_field.name, {})
             by_text.setdefault(_field_text(spec_field), []).append(spec.name)
-    return {name: "add: " + "; ".join(f"{', '.join(types)}: {text}"
-                                      for text, types in by_text.items())
+    return {name: "add: " + "; ".join(f"{_which(types)}: {text}" for text, types in by_text.items())
             for name, by_text in uses.items()}
+
+
+def _which(types: list[str]) -> str:
+    others = [spec.name for spec in SERVICE_TYPE_SPECS if spec.name not in types]
+    if len(others) < len(types) / 2:  # say the few it is not for
+        return "every type" + (f" but {', '.join(others)}" if others else "")
+    return ", ".join(types)
 
 
 # Every request parameter. All are text: the protocol is a form POST (a JSON body may carry
