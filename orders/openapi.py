@@ -17,7 +17,7 @@ from django.urls import get_script_prefix
 from django.views.decorators.http import require_safe
 
 from orders.models import ServiceType
-from orders.params import SUBSCRIPTION_DELAYS
+from orders.params import DATE, LINES, SERVICE_TYPE_SPECS, TypeField
 
 Schema = dict[str, Any]
 
@@ -33,36 +33,47 @@ REPLIES = ("Error", "ServiceList", "OrderCreated", "OrderStatus", "MultiStatus",
            "RefillCreated", "RefillList", "RefillStatus", "RefillStatusList", "CancelList",
            "Balance")
 
-_LIST = "one item per line, separated by \\n or \\r\\n"
 _IDS = "IDs separated by commas, up to 100"
+_LIST = "lines separated by \\n or \\r\\n"
 
-# Every request parameter, in the order api-v2.md lists them. All are text: the protocol is a
-# form POST (a JSON body may carry numbers or lists instead; they are read as text).
+
+def _field_text(spec_field: TypeField) -> str:
+    text = spec_field.help
+    if spec_field.kind == LINES:
+        text += f" ({_LIST})"
+    if spec_field.kind == DATE:
+        text += ", format d/m/Y"
+    if spec_field.choices:
+        text += f"; one of {', '.join(str(choice) for choice in spec_field.choices)}"
+    return text + ("" if spec_field.required else " (optional)")
+
+
+def add_parameters() -> dict[str, str]:
+    """The parameters of `add` besides `service`, each with the types that take it, from
+    orders/params.py's table (the same one that validates them)."""
+    uses: dict[str, dict[str, list[str]]] = {}  # name -> description -> types
+    for spec in SERVICE_TYPE_SPECS:
+        for spec_field in spec.fields:
+            by_text = uses.setdefault(spec_field.name, {})
+            by_text.setdefault(_field_text(spec_field), []).append(spec.name)
+    return {name: "add: " + "; ".join(f"{_which(types)}: {text}" for text, types in by_text.items())
+            for name, by_text in uses.items()}
+
+
+def _which(types: list[str]) -> str:
+    others = [spec.name for spec in SERVICE_TYPE_SPECS if spec.name not in types]
+    if len(others) < len(types) / 2:  # say the few it is not for
+        return "every type" + (f" but {', '.join(others)}" if others else "")
+    return ", ".join(types)
+
+
+# Every request parameter. All are text: the protocol is a form POST (a JSON body may carry
+# numbers or lists instead; they are read as text).
 PARAMETERS: dict[str, str] = {
     "key": "Your API key.",
     "action": "What to do; the other parameters depend on it.",
     "service": "add: the service ID, from `services`.",
-    "link": "add: link to the page (every type but Subscriptions).",
-    "quantity": "add: needed quantity, within the service's min and max (per run for drip-feed).",
-    "runs": "add, Default with drip-feed: runs to deliver.",
-    "interval": "add, Default with drip-feed: interval between runs in minutes.",
-    "comments": f"add, Custom Comments (Package), Comment Replies: comments, {_LIST}.",
-    "usernames": f"add, Mentions with Hashtags, Mentions Custom List: usernames, {_LIST}.",
-    "hashtags": f"add, Mentions with Hashtags: hashtags, {_LIST}.",
-    "hashtag": "add, Mentions Hashtag: hashtag to scrape usernames from.",
-    "username": "add: Subscriptions: the username; Mentions User Followers: URL to scrape "
-                "followers from; Comment Likes, Comment Replies: owner of the comment.",
-    "media": "add, Mentions Media Likers: media URL to scrape likers from.",
-    "min": "add, Subscriptions: quantity min per post.",
-    "max": "add, Subscriptions: quantity max per post.",
-    "posts": "add, Subscriptions (optional): number of new (future) posts to cover; without "
-             "it, the panel's default number (SUBSCRIPTION_DEFAULT_POSTS), charged up front.",
-    "old_posts": "add, Subscriptions (optional): number of existing posts to cover.",
-    "delay": "add, Subscriptions: delay in minutes, one of "
-             f"{', '.join(str(d) for d in SUBSCRIPTION_DELAYS)}.",
-    "expiry": "add, Subscriptions (optional): expiry date, d/m/Y.",
-    "answer_number": "add, Poll: answer number of the poll.",
-    "groups": f"add, Invites from Groups: groups, {_LIST}.",
+    **add_parameters(),
     "order": "status, refill: the order ID.",
     "orders": f"status, refill, cancel: order {_IDS}.",
     "refill": "refill_status: the refill ID.",
@@ -171,7 +182,6 @@ def component_schemas() -> dict[str, Schema]:
         "Balance": _closed({"balance": money, "currency": currency}, description="balance"),
         "Reply": {"oneOf": [_ref(name) for name in REPLIES]},
     }
-
 
 
 def _operation(method: str, operation_id: str) -> Schema:

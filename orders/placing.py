@@ -21,10 +21,21 @@ from panel.models import User
 from panel.money import quantize_money
 
 
-def place_order(user: User, service_id: object, params: Mapping[str, object]) -> Order:
-    """Validate by type, price, and in one transaction debit the ledger and create the order
-    (QUEUED) with its price and cost snapshots. Dispatch is kicked once that commits.
-    Raises Refusal; on error nothing is written."""
+@dataclass(frozen=True)
+class Quote:
+    """What an order would be and cost, right now, for this customer: what place_order
+    charges, to the last digit, because place_order charges exactly this."""
+
+    service: Service
+    request: OrderRequest
+    route: Route
+    rate: Decimal  # this customer's price per 1000 (per package for flat types)
+    charge: Decimal
+    cost: Decimal
+
+
+def quote(user: User, service_id: object, params: Mapping[str, object]) -> Quote:
+    """Validate by type and price for `user`; writes nothing. Raises Refusal."""
     service, custom_rates = _service(service_id, user)
     request = parse_order(service.type, params, min_quantity=service.min_quantity,
                           max_quantity=service.max_quantity, dripfeed=service.dripfeed,
@@ -37,17 +48,26 @@ def place_order(user: User, service_id: object, params: Mapping[str, object]) ->
     charge = pricing.charge_for(rate, request.charged_units, service.type)
     cost = quantize_money(pricing.charge_for(route.cost_rate(), request.charged_units,
                                              service.type))
+    return Quote(service, request, route, rate, charge, cost)
+
+
+def place_order(user: User, service_id: object, params: Mapping[str, object]) -> Order:
+    """Quote, and in one transaction debit the ledger and create the order (QUEUED) with its
+    price and cost snapshots. Dispatch is kicked once that commits.
+    Raises Refusal; on error nothing is written."""
+    offer = quote(user, service_id, params)
+    service, request = offer.service, offer.request
     with transaction.atomic():
         if service.one_order_per_link and request.link:
             _refuse_active_link(service, request.link)
         order = Order.objects.create(
             user=user, service=service, link=request.link, quantity=request.quantity,
             runs=request.runs, interval=request.interval, charged_units=request.charged_units,
-            params=_stored_params(request), rate=rate, charge=charge, cost=cost,
-            next_check_at=timezone.now(),
+            params=_stored_params(request), rate=offer.rate, charge=offer.charge,
+            cost=offer.cost, next_check_at=timezone.now(),
         )
         try:
-            ledger.charge(user.pk, charge, order_id=order.pk, memo=f"order #{order.pk}")
+            ledger.charge(user.pk, offer.charge, order_id=order.pk, memo=f"order #{order.pk}")
         except ledger.InsufficientFunds:
             raise Refusal(NOT_ENOUGH_FUNDS) from None
         transaction.on_commit(lambda: kick_dispatch(order.pk), robust=True)

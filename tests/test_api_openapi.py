@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,7 @@ from django.utils import timezone
 from orders import api as api_v2
 from orders import dispatch, polling
 from orders.models import Order, Refill
-from orders.params import SERVICE_TYPES
+from orders.params import SERVICE_TYPE_SPECS, SERVICE_TYPES
 from orders.placing import place_order
 from panel.models import ApiKey
 from tests.conftest import make_service, valid_add_params
@@ -83,6 +84,20 @@ def test_the_description_documents_every_action_type_and_transport(spec):
             "application/x-www-form-urlencoded", "application/json"}
         assert {p["name"] for p in get["parameters"]} == set(request["properties"])
         assert {p["name"] for p in get["parameters"] if p["required"]} == {"key", "action"}
+
+
+def test_every_field_of_every_type_is_described_with_the_types_that_take_it(spec):
+    properties = spec["components"]["schemas"]["Request"]["properties"]
+    for type_spec in SERVICE_TYPE_SPECS:
+        for type_field in type_spec.fields:
+            description = properties[type_field.name]["description"]
+            everyone = re.match(r"add: every type(?: but ([^:]+))?:", description)
+            assert type_spec.name in description or (
+                everyone and type_spec.name not in (everyone.group(1) or "")), \
+                (type_spec.name, type_field.name)
+            assert type_field.help in description
+    assert "600" in properties["delay"]["description"]
+    assert properties["link"]["description"].startswith("add: every type but Subscriptions:")
 
 
 def test_the_description_and_the_code_agree_on_actions_and_statuses(spec):

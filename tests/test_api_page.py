@@ -5,9 +5,8 @@ import re
 import pytest
 from django.urls import reverse
 
-from orders import api, errors
-from orders.params import SERVICE_TYPES
-from panel import views
+from orders import api, apidocs, errors
+from orders.params import SERVICE_TYPE_SPECS, SERVICE_TYPES
 from panel.models import ApiKey
 
 pytestmark = pytest.mark.django_db
@@ -159,12 +158,23 @@ def test_the_page_documents_every_action_and_every_service_type(alice_client):
         assert f"<code>{parameter}</code>" in html
 
 
-def test_the_documented_types_and_actions_are_the_ones_the_api_serves():
-    assert tuple(t.name for t in views.SERVICE_TYPE_DOCS) == SERVICE_TYPES
-    assert {a.action for a in views._action_docs("USD")} == set(api.ACTIONS)
+def test_the_documented_actions_and_errors_are_the_ones_the_api_serves():
+    assert {a.action for a in apidocs.action_docs("USD")} == set(api.ACTIONS)
     for message in (errors.INVALID_KEY, errors.BAD_REQUEST, errors.INCORRECT_ORDER,
                     errors.REFILL_NOT_FOUND, errors.TOO_MANY):
-        assert message in views.API_ERRORS
+        assert message in apidocs.API_ERRORS
+
+
+def test_each_types_row_lists_exactly_the_fields_that_validate_its_orders(alice_client):
+    html = _page(alice_client)
+
+    for spec in SERVICE_TYPE_SPECS:
+        row = html.split(f'<th scope="row">{spec.name}</th>')[1].split("</tr>")[0]
+        documented = re.findall(r"<li><code>([a-z_]+)</code>", row)
+        assert documented == [f.name for f in spec.fields], spec.name
+        for f in spec.fields:
+            assert (f"<code>{f.name}</code> <span class=\"hint\">(optional)</span>" in row) \
+                == (not f.required), (spec.name, f.name)
 
 
 def test_the_page_shows_the_endpoint_examples_and_limits(alice_client, settings):
