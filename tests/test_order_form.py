@@ -154,8 +154,7 @@ def test_a_quantity_below_the_minimum_is_shown_beside_the_quantity(alice_client,
     ("Default", "link", "not a link", "Incorrect link"),
     ("Custom Comments", "comments", "", "Incorrect request"),
     ("Poll", "answer_number", "0", "Incorrect request"),
-    ("Subscriptions", "posts", "", "Subscriptions need posts (the number of future posts) so "
-                                   "the charge has a limit"),
+    ("Subscriptions", "posts", "0", "Incorrect request"),
     ("Subscriptions", "expiry", "2001-01-01", "Incorrect request"),
 ])
 def test_each_refusal_is_shown_beside_the_field_it_concerns(alice_client, catalog, service_type,
