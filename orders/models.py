@@ -499,6 +499,7 @@ class Order(models.Model):
         with transaction.atomic():
             if not self.compare_and_set(self.status, **fields):
                 return False
+            self.log("status", f"the upstream reports it {self.customer_status}")
             if self.status == self.Status.CANCELED:
                 self.refund(self.charge, "canceled upstream")
             elif self.status == self.Status.PARTIAL:

@@ -241,10 +241,21 @@ def _bulk_compare_and_set(updates: list[tuple[Order, dict[str, Any]]]) -> int:
     values_sql = ", ".join([first_row, *rows[1:]])
     assignments = ", ".join(f"{c} = v.{c}" for c in _BULK_COLUMNS)
     sql = (f"UPDATE {table} AS o SET {assignments} FROM (VALUES {values_sql}) "  # noqa: S608
-           f"AS v({', '.join(names)}) WHERE o.id = v.id AND o.status = v.expected")
+           f"AS v({', '.join(names)}) WHERE o.id = v.id AND o.status = v.expected "
+           "RETURNING o.id, v.expected, o.status")
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return int(cursor.rowcount)
+        changed = cursor.fetchall()
+    # Every automatic move writes the order's history; one INSERT for the batch, and none
+    # when no status moved (a batch of "still in progress" costs nothing more).
+    OrderEvent.objects.bulk_create(
+        OrderEvent(order_id=pk, kind="status", message=status_message(new))
+        for pk, old, new in changed if old != new)
+    return len(changed)
+
+
+def status_message(status: str) -> str:
+    return f"the upstream reports it {Order.CUSTOMER_STATUS[Order.Status(status)]}"
 
 
 # --- refills -------------------------------------------------------------------------------

@@ -165,3 +165,26 @@ def test_check_delay_backs_off_with_age_and_jitters(settings):
     assert all(1440 <= s <= 2160 for s in old)
     assert all(2880 <= s <= 4320 for s in ancient)
     assert len(set(young)) > 1  # jitter
+
+
+def test_every_status_the_upstream_reports_is_written_in_the_orders_history(
+        sandbox, catalog, alice, settings):
+    from orders.dispatch import dispatch_one
+    from orders.models import OrderEvent
+    from orders.polling import poll_orders
+
+    settings.POLL_FIRST_DELAY = 0
+    service = make_service(catalog, "Default", one_order_per_link=False)
+    orders = [place_order(alice, service.pk, {"link": f"https://x.com/h{n}",
+                                              "quantity": service.min_quantity})
+              for n in range(3)]
+    for order in orders:
+        dispatch_one(order.pk)
+
+    poll_orders()  # the sandbox finishes orders at their first status query
+
+    for order in orders:
+        kinds = list(OrderEvent.objects.filter(order=order).values_list("kind", "message"))
+        assert ("status", "the upstream reports it Completed") in kinds, kinds
+    assert poll_orders().orders == 0  # nothing due: no more history
+    assert OrderEvent.objects.filter(kind="status").count() == 3
