@@ -174,12 +174,18 @@ def _candidate_routes(order: Order) -> list[Route]:
     if order.forced_route_id:
         assert order.forced_route is not None
         return [order.forced_route]
-    return order.service.usable_routes()
+    # Routes through a provider whose buying is paused stay candidates: the pause is for an
+    # admin to lift, and the order should wait for it rather than fail.
+    return [r for r in order.service.routes.all()
+            if r.is_usable() or (r.provider_service.offered and r.provider.enabled)]
 
 
 def _next_route(order: Order, skip: dict[int, str]) -> Route | None:
     for route in _candidate_routes(order):
         if route.pk in order.tried_routes or route.pk in skip:
+            continue
+        if route.provider.buying_paused_at is not None:
+            skip[route.pk] = f"{route.provider}: buying paused ({route.provider.currency_mismatch})"
             continue
         reason = _unfit(order, route)
         if reason:

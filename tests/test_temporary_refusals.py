@@ -108,3 +108,24 @@ def test_a_temporary_refusal_tries_the_next_route_first(sandbox, catalog, alice)
         assert purchases(sandbox, order) == [] and len(purchases(backup_sandbox, order)) == 1
     finally:
         backup_sandbox.stop()
+
+
+def test_an_order_for_a_paused_provider_waits_for_the_admin_and_is_sent_after(
+        sandbox, catalog, alice):
+    """Buying paused (the upstream reported another currency) is for an admin to lift: the
+    order waits queued, money held, instead of failing."""
+    service = make_service(catalog, "Default")
+    order = place(alice, service)
+    catalog.pause_buying("the balance is in EUR, not USD")
+
+    dispatch.dispatch_one(order.pk)
+
+    order.refresh_from_db()
+    assert order.status == Order.Status.QUEUED and order.refunded == 0
+    assert "buying paused" in order.error and purchases(sandbox, order) == []
+
+    catalog.resume_buying()
+    time_passes(order)
+    dispatch.dispatch_due()
+    order.refresh_from_db()
+    assert order.status == Order.Status.PENDING and len(purchases(sandbox, order)) == 1
