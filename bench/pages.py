@@ -1,0 +1,118 @@
+"""Server time of the customer's busiest pages against floors in the same run.
+
+A customer with 10,000 orders, 5,000 services for sale. Each page is asked for through the
+whole middleware stack (Django's test client, no network), and so is its floor: the same rows
+from the same queries rendered by a bare template (bench/pages_urls.py). Goal: each page under
+50 ms median and at most 1.5× its floor; queries the same with 1,000 and 10,000 orders.
+
+    make bench
+    .venv/bin/python -m panel.devdb test -- .venv/bin/python -m bench.pages   # this one alone
+"""
+
+import statistics
+import time
+from decimal import Decimal
+
+from bench.setup import bench_database
+
+SERVICES = 5000
+ORDERS = 10_000
+REQUESTS = 40
+GOAL_MS = 50.0
+GOAL_RATIO = 1.5
+
+
+def _prepare() -> tuple[object, int]:
+    from orders.importing import import_services
+    from orders.models import Order
+    from panel import ledger
+    from panel.models import User
+    from providers.models import Provider
+    from providers.sandbox import SandboxServer
+    from providers.sync import sync_catalog
+
+    with SandboxServer(port=0, step_seconds=0, catalog_size=SERVICES) as sandbox:
+        provider = Provider(name="bench", api_url=sandbox.url)
+        provider.api_key = sandbox.key
+        provider.save()
+        assert sync_catalog(provider).ok
+    services = import_services(provider)
+    user = User.objects.create_user("bench", "bench@example.com", "x" * 12)
+    ledger.deposit(user.pk, Decimal("1000000"))
+    statuses = [s for s, _ in Order.Status.choices]
+    default = next(s for s in services if s.type == "Default")
+    Order.objects.bulk_create(
+        Order(user=user, service=services[i % len(services)], link=f"https://x.com/p/{i}",
+              quantity=1000, charged_units=1000, rate=Decimal("1.2"), charge=Decimal("1.2"),
+              cost=Decimal("1"), status=statuses[i % len(statuses)], start_count=i,
+              remains=i % 1000)
+        for i in range(ORDERS))
+    return user, default.pk
+
+
+def _measure(client, url: str) -> tuple[float, int, int]:
+    """Median milliseconds over REQUESTS, the queries of one request, the response size."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    response = client.get(url)  # warm caches and template loading
+    assert response.status_code == 200, (url, response.status_code)
+    with CaptureQueriesContext(connection) as ctx:
+        client.get(url)
+    times = []
+    for _ in range(REQUESTS):
+        started = time.perf_counter()
+        client.get(url)
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times), len(ctx.captured_queries), len(response.content)
+
+
+def main() -> int:
+    from django.test import Client, override_settings
+
+    from orders.models import Order
+
+    user, service_id = _prepare()
+    client = Client()
+    client.force_login(user)
+    pages = [
+        ("new order (a service chosen)", f"/?service={service_id}",
+         f"/floor/new-order?service={service_id}"),
+        ("service search 'Follow'", "/order/services?q=Follow", "/floor/search?q=Follow"),
+        ("services", "/services/", "/floor/services"),
+        ("orders", "/orders/", "/floor/orders"),
+    ]
+    failed = 0
+    with override_settings(ROOT_URLCONF="bench.pages_urls", DEBUG=False):
+        few = {}
+        extra = list(Order.objects.filter(user=user).values_list("pk", flat=True)[1000:])
+        # Queries with 1,000 orders first, then with all 10,000.
+        hidden = Order.objects.filter(pk__in=extra).update(user=_other_user())
+        for name, url, _ in pages:
+            few[name] = _measure(client, url)[1]
+        Order.objects.filter(pk__in=extra).update(user=user)
+        print(f"{SERVICES} services for sale, {ORDERS} orders ({hidden} hidden for the "
+              f"1,000-order query count); median of {REQUESTS} requests")
+        print(f"{'page':32} {'ms':>7} {'floor ms':>9} {'ratio':>6} {'queries':>12} {'KB':>6}")
+        for name, url, floor_url in pages:
+            ms, queries, size = _measure(client, url)
+            floor_ms, _, _ = _measure(client, floor_url)
+            ratio = ms / floor_ms
+            ok = ms < GOAL_MS and ratio <= GOAL_RATIO and queries == few[name]
+            failed += not ok
+            print(f"{name:32} {ms:7.1f} {floor_ms:9.1f} {ratio:6.2f} "
+                  f"{few[name]:>5} → {queries:<5} {size / 1024:6.0f} {'ok' if ok else 'MISSED'}")
+    print(f"goal: under {GOAL_MS:.0f} ms, at most {GOAL_RATIO}× the floor, queries constant")
+    return failed
+
+
+def _other_user():
+    from panel.models import User
+
+    return User.objects.create_user("elsewhere", "elsewhere@example.com", "x" * 12)
+
+
+if __name__ == "__main__":
+    with bench_database():
+        missed = main()
+    raise SystemExit(1 if missed else 0)

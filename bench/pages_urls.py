@@ -1,0 +1,66 @@
+"""The panel's URLs plus the floors bench/pages.py measures its pages against: the same rows
+from the same queries, rendered by a bare template with no layout, forms or badges."""
+
+from django.http import HttpRequest, HttpResponse
+from django.template import Context, Template
+from django.urls import path
+
+from orders import pricing
+from orders.models import Order, Service
+from panel.urls import urlpatterns as panel_urlpatterns
+
+_ROWS = Template("<table>{% for r in rows %}<tr>{% for c in r %}<td>{{ c }}</td>{% endfor %}"
+                 "</tr>{% endfor %}</table>")
+
+
+def _render(rows: list[tuple[object, ...]]) -> HttpResponse:
+    return HttpResponse(_ROWS.render(Context({"rows": rows})))
+
+
+def _priced(request: HttpRequest, services: list[Service]) -> list[tuple[object, ...]]:
+    custom = dict(request.user.custom_rates.values_list("service_id", "rate"))  # type: ignore[union-attr]
+    return [(s.pk, s.name, pricing.customer_rate(s, request.user, custom), s.min_quantity,
+             s.max_quantity, s.description) for s in services]
+
+
+def services_floor(request: HttpRequest) -> HttpResponse:
+    """A page of 100 services at the customer's prices, as /services/ lists them."""
+    services = list(Service.objects.enabled().with_routes().order_by(
+        "category__position", "position", "id")[:100])
+    return _render(_priced(request, services))
+
+
+def search_floor(request: HttpRequest) -> HttpResponse:
+    """Up to 30 services matching the search, as the new-order page's search returns them."""
+    query = request.GET.get("q", "")
+    services = list(Service.objects.enabled().with_routes()
+                    .filter(name__icontains=query).order_by("id")[:30])
+    return _render(_priced(request, services))
+
+
+def new_order_floor(request: HttpRequest) -> HttpResponse:
+    """The chosen service at the customer's price and the 5 latest orders beside it."""
+    service = Service.objects.enabled().with_routes().get(pk=request.GET["service"])
+    latest = Order.objects.for_customer(request.user.pk).select_related("service")[:5]
+    rows = _priced(request, [service]) + [(o.pk, o.service.name, o.charge, o.status)
+                                          for o in latest]
+    return _render(rows)
+
+
+def orders_floor(request: HttpRequest) -> HttpResponse:
+    """Page one of the customer's orders (25) with their services, as /orders/ lists them."""
+    mine = Order.objects.for_customer(request.user.pk)
+    rows: list[tuple[object, ...]] = [(mine.count(),)]
+    rows += [(o.pk, o.created_at, o.link, o.charge - o.refunded, o.start_count, o.quantity,
+              o.service.name, o.remains, o.customer_status)
+             for o in mine.select_related("service").order_by("-id")[:25]]
+    return _render(rows)
+
+
+urlpatterns = [
+    *panel_urlpatterns,
+    path("floor/services", services_floor),
+    path("floor/search", search_floor),
+    path("floor/new-order", new_order_floor),
+    path("floor/orders", orders_floor),
+]
