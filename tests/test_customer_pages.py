@@ -19,8 +19,10 @@ from django.utils import timezone
 from orders import api, dispatch, polling, pricing, refills
 from orders.models import CustomRate, Order, Refill, Service, ServiceUpdate
 from orders.placing import place_order
+from orders.templatetags.orders_customer import rate as shown_rate
 from panel import ledger
 from panel.models import LedgerEntry
+from panel.money import quantize_rate
 from providers.models import ProviderService
 from providers.sync import sync_catalog
 from tests.conftest import make_provider, make_service, valid_add_params
@@ -78,7 +80,7 @@ def _upstream_says(sandbox, order: Order, status: str, **state) -> Order:
     return order
 
 
-def _orders_in_every_state(upstream, sandbox, user) -> dict[str, Order]:
+def orders_in_every_state(upstream, sandbox, user) -> dict[str, Order]:
     """One order per customer status, each through the real workflow."""
     sandbox.set_speed(600)  # orders stay where the upstream is told to put them
     service = make_service(upstream, "Default", upstream={"refill": True, "cancel": True},
@@ -92,7 +94,7 @@ def _orders_in_every_state(upstream, sandbox, user) -> dict[str, Order]:
     return orders
 
 
-def _failed_order(upstream, sandbox, user) -> Order:
+def failed_order(upstream, sandbox, user) -> Order:
     """An order the upstream refused: FAILED, refunded, its error naming the provider."""
     service = make_service(upstream, "Default")
     sandbox.set_fault("error", action="add", message=f"{PROVIDER_NAME} is out of stock")
@@ -126,10 +128,10 @@ def test_every_list_page_needs_a_login(client, name):
 
 def test_another_customers_order_run_and_refill_are_404_on_every_url(
         upstream, sandbox, alice, bob, client):
-    orders = _orders_in_every_state(upstream, sandbox, alice)
+    orders = orders_in_every_state(upstream, sandbox, alice)
     completed = orders["Completed"]
     refill = refills.request_refill(alice, completed.pk)
-    drip = _panel_dripfeed(upstream, alice)
+    drip = panel_dripfeed(upstream, alice)
     run = drip.runs_set.get(run_number=1)
     client.force_login(bob)
 
@@ -148,7 +150,7 @@ def test_another_customers_order_run_and_refill_are_404_on_every_url(
 
 
 def test_the_order_page_of_a_run_of_ones_own_drip_feed_works(upstream, alice, alice_client):
-    drip = _panel_dripfeed(upstream, alice)
+    drip = panel_dripfeed(upstream, alice)
     run = drip.runs_set.get(run_number=1)
 
     html = _html(alice_client, "order_detail", run.pk)
@@ -172,9 +174,10 @@ def test_services_are_listed_at_this_customers_prices(upstream, alice, alice_cli
 
     html = _html(alice_client, "services")
 
-    assert str(pricing.customer_rate(plain, alice)) in html
-    assert str(pricing.customer_rate(plain, alice)) != str(pricing.base_rate(plain))
-    assert "99.50000" in html
+    mine = pricing.customer_rate(plain, alice)
+    assert mine is not None and mine < pricing.base_rate(plain)
+    assert f">{shown_rate(mine)} USD<" in html
+    assert ">99.50 USD<" in html
     assert "Withdrawn views" not in html and hidden.name not in html
     assert f'href="/?service={plain.pk}"' in html
     assert plain.category.name in html
@@ -247,8 +250,8 @@ def test_the_services_page_takes_the_same_queries_for_3_or_30_services(
 # --- orders -----------------------------------------------------------------------------------
 
 def test_orders_tabs_count_each_status_customers_see(upstream, sandbox, alice, alice_client):
-    orders = _orders_in_every_state(upstream, sandbox, alice)
-    failed = _failed_order(upstream, sandbox, alice)
+    orders = orders_in_every_state(upstream, sandbox, alice)
+    failed = failed_order(upstream, sandbox, alice)
 
     html = _html(alice_client, "orders")
 
@@ -265,7 +268,7 @@ def test_orders_tabs_count_each_status_customers_see(upstream, sandbox, alice, a
 
 def test_orders_show_the_charge_net_of_refunds_as_the_api_does(
         upstream, sandbox, alice, alice_client):
-    partial = _orders_in_every_state(upstream, sandbox, alice)["Partial"]
+    partial = orders_in_every_state(upstream, sandbox, alice)["Partial"]
     assert partial.refunded > 0
 
     html = _html(alice_client, "orders", q=str(partial.pk))
@@ -312,7 +315,7 @@ def test_the_orders_page_takes_the_same_queries_for_3_or_30_orders(
 
 def test_the_order_history_shows_only_customer_safe_events(
         upstream, sandbox, alice, alice_client):
-    failed = _failed_order(upstream, sandbox, alice)
+    failed = failed_order(upstream, sandbox, alice)
     assert failed.events.filter(kind="route_failed").exists()
 
     html = _html(alice_client, "order_detail", failed.pk)
@@ -325,7 +328,7 @@ def test_the_order_history_shows_only_customer_safe_events(
 
 def test_the_refill_button_shows_exactly_when_the_api_would_take_it(
         upstream, sandbox, alice, alice_client):
-    orders = _orders_in_every_state(upstream, sandbox, alice)
+    orders = orders_in_every_state(upstream, sandbox, alice)
     completed = orders["Completed"]
     refill_url = reverse("order_refill", args=[completed.pk])
 
@@ -349,7 +352,7 @@ def test_the_refill_button_shows_exactly_when_the_api_would_take_it(
 
 def test_a_refill_after_the_window_is_refused_with_the_reason(
         upstream, sandbox, alice, alice_client):
-    completed = _orders_in_every_state(upstream, sandbox, alice)["Completed"]
+    completed = orders_in_every_state(upstream, sandbox, alice)["Completed"]
     Order.objects.filter(pk=completed.pk).update(finished_at=timezone.now() - timedelta(days=31))
 
     html = _html(alice_client, "order_detail", completed.pk)
@@ -377,7 +380,7 @@ def test_cancel_before_sending_refunds_at_once_from_the_page(upstream, alice, al
 
 
 def test_a_cancel_of_a_running_order_goes_upstream_once(upstream, sandbox, alice, alice_client):
-    running = _orders_in_every_state(upstream, sandbox, alice)["In progress"]
+    running = orders_in_every_state(upstream, sandbox, alice)["In progress"]
 
     alice_client.post(reverse("order_cancel", args=[running.pk]))
     again = alice_client.post(reverse("order_cancel", args=[running.pk]), follow=True)
@@ -416,7 +419,7 @@ def test_order_again_carries_the_orders_fields(upstream, alice, alice_client):
 
 def test_the_order_page_takes_a_few_queries(upstream, sandbox, alice, alice_client,
                                             django_assert_max_num_queries):
-    completed = _orders_in_every_state(upstream, sandbox, alice)["Completed"]
+    completed = orders_in_every_state(upstream, sandbox, alice)["Completed"]
     refills.request_refill(alice, completed.pk)
     _html(alice_client, "order_detail", completed.pk)
 
@@ -446,7 +449,7 @@ def test_refills_list_states_and_take_the_same_queries_for_1_or_5(
     assert html.count('class="badge status-pending">Pending<') == 4
 
 
-def _panel_dripfeed(upstream, user, n: int = 0) -> Order:
+def panel_dripfeed(upstream, user, n: int = 0) -> Order:
     """A drip-feed the panel runs itself: its upstream does not drip-feed."""
     service = make_service(upstream, "Default", upstream={"dripfeed": False}, dripfeed=True)
     order = _place(service, user, n, runs=3, interval=15)
@@ -457,7 +460,7 @@ def _panel_dripfeed(upstream, user, n: int = 0) -> Order:
 
 
 def test_drip_feed_lists_runs_done_and_links_each_run(upstream, alice, alice_client):
-    order = _panel_dripfeed(upstream, alice)
+    order = panel_dripfeed(upstream, alice)
     run = order.runs_set.get(run_number=1)
     Order.objects.filter(pk=run.pk).update(status=Order.Status.COMPLETED,
                                            finished_at=timezone.now())
@@ -471,16 +474,16 @@ def test_drip_feed_lists_runs_done_and_links_each_run(upstream, alice, alice_cli
 
 
 def test_drip_feed_takes_the_same_queries_for_1_or_5(upstream, alice, alice_client):
-    _panel_dripfeed(upstream, alice, 0)
+    panel_dripfeed(upstream, alice, 0)
     _html(alice_client, "dripfeed")
     few = _queries(alice_client, "dripfeed")
     for n in range(1, 5):
-        _panel_dripfeed(upstream, alice, n)
+        panel_dripfeed(upstream, alice, n)
 
     assert _queries(alice_client, "dripfeed") == few
 
 
-def _subscription(upstream, user, n: int = 0, **extra) -> Order:
+def subscription_order(upstream, user, n: int = 0, **extra) -> Order:
     service = make_service(upstream, "Subscriptions")
     params = {**valid_add_params({"type": "Subscriptions", "min": service.min_quantity,
                                   "service": service.pk}),
@@ -489,7 +492,7 @@ def _subscription(upstream, user, n: int = 0, **extra) -> Order:
 
 
 def test_subscriptions_show_username_posts_and_expiry(upstream, alice, alice_client):
-    order = _subscription(upstream, alice, expiry=(timezone.localdate() + timedelta(days=9))
+    order = subscription_order(upstream, alice, expiry=(timezone.localdate() + timedelta(days=9))
                           .strftime("%d/%m/%Y"))
     per_post = int(order.params["max"])
     Order.objects.filter(pk=order.pk).update(status=Order.Status.IN_PROGRESS,
@@ -501,11 +504,11 @@ def test_subscriptions_show_username_posts_and_expiry(upstream, alice, alice_cli
 
 
 def test_subscriptions_take_the_same_queries_for_1_or_5(upstream, alice, alice_client):
-    _subscription(upstream, alice, 0)
+    subscription_order(upstream, alice, 0)
     _html(alice_client, "subscriptions")
     few = _queries(alice_client, "subscriptions")
     for n in range(1, 5):
-        _subscription(upstream, alice, n)
+        subscription_order(upstream, alice, n)
 
     assert _queries(alice_client, "subscriptions") == few
 
@@ -514,7 +517,7 @@ def test_subscriptions_take_the_same_queries_for_1_or_5(upstream, alice, alice_c
 
 def test_transactions_describe_entries_without_staff_memos(upstream, sandbox, alice,
                                                            alice_client, staff_member):
-    failed = _failed_order(upstream, sandbox, alice)
+    failed = failed_order(upstream, sandbox, alice)
     ledger.adjust(alice.pk, Decimal("2.5"), actor_id=staff_member.pk,
                   reason="Goodwill for the slow start")
 
@@ -530,7 +533,7 @@ def test_transactions_describe_entries_without_staff_memos(upstream, sandbox, al
 
 def test_transactions_filter_by_kind_and_export_the_filtered_list_exactly(
         upstream, sandbox, alice, alice_client):
-    failed = _failed_order(upstream, sandbox, alice)
+    failed = failed_order(upstream, sandbox, alice)
 
     refunds = _html(alice_client, "transactions", kind="refund")
     response = alice_client.get(reverse("transactions_csv"), {"kind": "charge"})
@@ -581,9 +584,8 @@ def test_service_updates_follow_our_prices_at_the_customers_discount(
     assert kinds == [("new", None, before), ("price_up", before, after),
                      ("disabled", after, None)]
     assert "New service" in html and "Price up" in html and "No longer available" in html
-    discounted = [str(r * Decimal("0.9")).rstrip("0") for r in (before, after)]
-    for rate in discounted:
-        assert rate in html
+    for rate in (before, after):
+        assert f">{shown_rate(quantize_rate(rate * Decimal('0.9')))}<" in html
     ProviderService.objects.get(pk=upstream_row.pk)  # the upstream row is there, but hidden:
     assert str(upstream_row.cost_rate) not in html and PROVIDER_NAME not in html
 
@@ -610,11 +612,11 @@ def _every_page(client, orders: list[Order]) -> dict[str, str]:
 
 def test_no_page_shows_a_provider_an_upstream_id_or_a_cost(upstream, sandbox, alice,
                                                            alice_client):
-    orders = list(_orders_in_every_state(upstream, sandbox, alice).values())
-    orders.append(_failed_order(upstream, sandbox, alice))
+    orders = list(orders_in_every_state(upstream, sandbox, alice).values())
+    orders.append(failed_order(upstream, sandbox, alice))
     refills.request_refill(alice, orders[3].pk)
-    drip = _panel_dripfeed(upstream, alice)
-    orders += [drip, *drip.runs_set.all(), _subscription(upstream, alice)]
+    drip = panel_dripfeed(upstream, alice)
+    orders += [drip, *drip.runs_set.all(), subscription_order(upstream, alice)]
     refills.send_refills()  # the refill gets its upstream id
     Order.objects.filter(pk=orders[1].pk).update(start_count=123456)
     forbidden = {PROVIDER_NAME, "Hiddenprov", "out of stock", "sandbox-key", upstream.api_url}
@@ -638,7 +640,7 @@ def test_no_page_shows_a_provider_an_upstream_id_or_a_cost(upstream, sandbox, al
 
 def test_every_page_has_csrf_on_its_post_forms_and_no_inline_script_or_style(
         upstream, sandbox, alice, alice_client):
-    orders = list(_orders_in_every_state(upstream, sandbox, alice).values())
+    orders = list(orders_in_every_state(upstream, sandbox, alice).values())
 
     pages = _every_page(alice_client, orders)
 
