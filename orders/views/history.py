@@ -289,10 +289,20 @@ def customer_history(order: Order, events: list[OrderEvent]) -> list[Moment]:
     moments += [Moment(e.created_at, text) for e in events
                 if (text := _event_text(order, e)) is not None]
     if order.is_terminal and order.finished_at is not None:
-        shown = str(status_badge(order.customer_status)["text"])
-        moments.append(Moment(order.finished_at, _("Order %(status)s.") % {
-            "status": shown.lower()}))
+        moments.append(Moment(order.finished_at, _finish_text(order)))
     return sorted(moments, key=lambda m: m.at)
+
+
+def _finish_text(order: Order) -> str:
+    shown = order.customer_status  # a failure shows as Canceled, as the API says
+    if shown == "Completed":
+        return _("Order completed.")
+    if shown == "Partial":
+        if order.remains is None:
+            return _("Order partly delivered.")
+        return _("Order partly delivered: %(remains)s not delivered.") % {
+            "remains": order.remains}
+    return _("Order canceled.")
 
 
 def order_again_url(order: Order) -> str:
