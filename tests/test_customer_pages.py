@@ -501,9 +501,13 @@ def test_subscriptions_show_username_posts_and_expiry(upstream, alice, alice_cli
     Order.objects.filter(pk=order.pk).update(status=Order.Status.IN_PROGRESS,
                                              remains=order.charged_units - 2 * per_post)
 
+    waiting = subscription_order(upstream, alice, 1)  # not sent yet: nothing done
+    assert waiting.status == Order.Status.QUEUED
+
     html = _html(alice_client, "subscriptions")
 
     assert "someone0" in html and "2 of 3" in html and order.params["expiry"] in html
+    assert "someone1" in html and "0 of 3" in html
 
 
 def test_subscriptions_take_the_same_queries_for_1_or_10(upstream, alice, alice_client):

@@ -323,6 +323,8 @@ def _subscription_info(order: Order) -> dict[str, Any]:
     done: int | None = None
     if order.status == Order.Status.COMPLETED:
         done = posts
+    elif order.customer_status == "Pending":
+        done = 0  # not started upstream yet
     elif order.remains is not None and per_post:
         # Charged at `max` per post; each post gets between min and max, so this counts
         # posts whose `max` was delivered: a floor, never more than were paid for.
@@ -405,6 +407,8 @@ def _dripfeed_row(order: Order) -> dict[str, Any]:
         done: int | None = sum(r.is_terminal for r in runs)
     elif order.status == Order.Status.COMPLETED:
         done = total
+    elif order.customer_status == "Pending":
+        done = 0  # not started upstream yet
     elif order.remains is not None and order.quantity:
         # The upstream runs it and reports only what remains to deliver overall.
         done = min(total, max(0, order.charged_units - order.remains) // order.quantity)
