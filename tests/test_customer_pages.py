@@ -329,6 +329,17 @@ def test_the_order_history_shows_only_customer_safe_events(
     assert PROVIDER_NAME not in html and "out of stock" not in html
 
 
+def test_a_status_change_shows_only_its_status_word(upstream, alice, alice_client):
+    order = _place(make_service(upstream, "Default"), alice)
+    order.log("status", "the upstream reports it In progress")
+    order.log("status", f"{PROVIDER_NAME} says: weird state")
+
+    html = _html(alice_client, "order_detail", order.pk)
+
+    assert "Status: In progress." in html
+    assert "weird state" not in html and PROVIDER_NAME not in html
+
+
 def test_the_refill_button_shows_exactly_when_the_api_would_take_it(
         upstream, sandbox, alice, alice_client):
     orders = orders_in_every_state(upstream, sandbox, alice)

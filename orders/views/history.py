@@ -281,7 +281,18 @@ def _event_text(order: Order, event: OrderEvent) -> str | None:
         "drip_feed": _("Drip-feed started: %(runs)s runs, one every %(interval)s minutes.") % {
             "runs": order.runs, "interval": order.interval},
     }
+    if event.kind == "status":
+        return _status_event_text(event.message)
     return texts.get(event.kind)
+
+
+def _status_event_text(message: str) -> str | None:
+    """A status change polling saw ("… reports it In progress"): only the status word, and
+    only one of the customer statuses, is shown."""
+    for shown, label in CUSTOMER_STATUS_TEXT.items():
+        if message.endswith(f" {shown}"):
+            return _("Status: %(status)s.") % {"status": label}
+    return None
 
 
 def customer_history(order: Order, events: list[OrderEvent]) -> list[Moment]:
