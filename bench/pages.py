@@ -22,7 +22,7 @@ GOAL_MS = 50.0
 GOAL_RATIO = 1.5
 
 
-def _prepare() -> tuple[object, int]:
+def _prepare():
     from orders.importing import import_services
     from orders.models import Order
     from panel import ledger

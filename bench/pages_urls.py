@@ -1,12 +1,15 @@
 """The panel's URLs plus the floors bench/pages.py measures its pages against: the same rows
 from the same queries, rendered by a bare template with no layout, forms or badges."""
 
+from typing import cast
+
 from django.http import HttpRequest, HttpResponse
 from django.template import Context, Template
 from django.urls import path
 
 from orders import pricing
 from orders.models import Order, Service
+from panel.models import User
 from panel.urls import urlpatterns as panel_urlpatterns
 
 _ROWS = Template("<table>{% for r in rows %}<tr>{% for c in r %}<td>{{ c }}</td>{% endfor %}"
@@ -17,9 +20,14 @@ def _render(rows: list[tuple[object, ...]]) -> HttpResponse:
     return HttpResponse(_ROWS.render(Context({"rows": rows})))
 
 
+def _customer(request: HttpRequest) -> User:
+    return cast(User, request.user)  # every bench request is logged in
+
+
 def _priced(request: HttpRequest, services: list[Service]) -> list[tuple[object, ...]]:
-    custom = dict(request.user.custom_rates.values_list("service_id", "rate"))  # type: ignore[union-attr]
-    return [(s.pk, s.name, pricing.customer_rate(s, request.user, custom), s.min_quantity,
+    user = _customer(request)
+    custom = dict(user.custom_rates.values_list("service_id", "rate"))
+    return [(s.pk, s.name, pricing.customer_rate(s, user, custom), s.min_quantity,
              s.max_quantity, s.description) for s in services]
 
 
@@ -41,7 +49,7 @@ def search_floor(request: HttpRequest) -> HttpResponse:
 def new_order_floor(request: HttpRequest) -> HttpResponse:
     """The chosen service at the customer's price and the 5 latest orders beside it."""
     service = Service.objects.enabled().with_routes().get(pk=request.GET["service"])
-    latest = Order.objects.for_customer(request.user.pk).select_related("service")[:5]
+    latest = Order.objects.for_customer(_customer(request).pk).select_related("service")[:5]
     rows = _priced(request, [service]) + [(o.pk, o.service.name, o.charge, o.status)
                                           for o in latest]
     return _render(rows)
@@ -49,7 +57,7 @@ def new_order_floor(request: HttpRequest) -> HttpResponse:
 
 def orders_floor(request: HttpRequest) -> HttpResponse:
     """Page one of the customer's orders (25) with their services, as /orders/ lists them."""
-    mine = Order.objects.for_customer(request.user.pk)
+    mine = Order.objects.for_customer(_customer(request).pk)
     rows: list[tuple[object, ...]] = [(mine.count(),)]
     rows += [(o.pk, o.created_at, o.link, o.charge - o.refunded, o.start_count, o.quantity,
               o.service.name, o.remains, o.customer_status)

@@ -25,25 +25,62 @@ log = logging.getLogger(__name__)
 RETRY_AFTER = timedelta(minutes=2)
 
 
+# Why an order cannot be canceled now. The API answers each with the same NOT_ELIGIBLE
+# text (clients match on it); the order page says which one in words.
+CANCEL_NOT_OFFERED = "not_offered"
+CANCEL_REQUESTED = "requested"
+CANCEL_FINISHED = "finished"
+CANCEL_IN_FLIGHT = "in_flight"
+CANCEL_RUNS_STARTED = "runs_started"
+CANCEL_RUN = "run"
+
+
+def cancel_obstacle(order: Order) -> str:
+    """What stops a cancel of this order now ("" when nothing does). Needs `order.route`
+    with its provider_service loaded (OrderQuerySet.find does it) to avoid a query."""
+    if order.parent_id is not None:
+        return CANCEL_RUN
+    if not order.service.cancel:
+        return CANCEL_NOT_OFFERED
+    if order.is_terminal:
+        return CANCEL_FINISHED
+    if order.cancel_requested_at is not None:
+        return CANCEL_REQUESTED
+    if order.status == Order.Status.QUEUED:
+        return ""  # not sent yet: canceled here and refunded at once
+    if order.status not in Order.POLLED:
+        return CANCEL_IN_FLIGHT  # being sent, or its send's outcome is unknown
+    if order.upstream_id is None:
+        return CANCEL_RUNS_STARTED  # a drip-feed the panel runs: runs are already out
+    upstream = order.route.provider_service if order.route else None
+    if upstream is not None and not upstream.cancel:
+        return CANCEL_NOT_OFFERED
+    return ""
+
+
+def cancel_refusal(order: Order) -> str:
+    """The API's answer: why this order cannot be canceled now, or "" when it can."""
+    return NOT_ELIGIBLE if cancel_obstacle(order) else ""
+
+
 def request_cancel(user: User, order_id: object) -> None:
     order = Order.objects.for_customer(user.pk).find(order_id)
     if order is None:
         raise Refusal(INCORRECT_ORDER)
-    if not order.service.cancel or order.cancel_requested_at is not None:
-        raise Refusal(NOT_ELIGIBLE)
-    if order.status == Order.Status.QUEUED and _cancel_before_sending(order, user):
-        return
-    if order.status in Order.POLLED and order.upstream_id is not None:
-        upstream = order.route.provider_service if order.route else None
-        if upstream is not None and not upstream.cancel:
-            raise Refusal(NOT_ELIGIBLE)
-        now = timezone.now()
-        if Order.objects.filter(pk=order.pk, cancel_requested_at__isnull=True).update(
-                cancel_requested_at=now, cancel_due_at=now, cancel_sent_at=None,
-                cancel_attempts=0, cancel_error=""):
-            order.log("cancel_requested", "", user.pk)
-            transaction.on_commit(_kick, robust=True)
+    refusal = cancel_refusal(order)
+    if refusal:
+        raise Refusal(refusal)
+    if order.status == Order.Status.QUEUED:
+        if _cancel_before_sending(order, user):
             return
+        raise Refusal(NOT_ELIGIBLE)  # claimed for sending since we read it
+    now = timezone.now()
+    if Order.objects.filter(pk=order.pk, cancel_requested_at__isnull=True).update(
+            cancel_requested_at=now, cancel_due_at=now, cancel_sent_at=None,
+            cancel_attempts=0, cancel_error=""):
+        order.log("cancel_requested", "", user.pk)
+        transaction.on_commit(_kick, robust=True)
+        return
     raise Refusal(NOT_ELIGIBLE)
 
 

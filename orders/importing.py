@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from orders.models import Category, Route, Service, ServiceType
+from orders.pricing import record_service_updates
 from providers.models import Provider, ProviderService
 
 
@@ -26,6 +27,7 @@ def import_services(provider: Provider) -> list[Service]:
             for i, u in enumerate(upstream))
         Route.objects.bulk_create(Route(service=s, provider_service=u, priority=0)
                                   for s, u in zip(services, upstream, strict=True))
+        record_service_updates(s.pk for s in services)  # "new service" for customers
     return services
 
 

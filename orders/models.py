@@ -734,6 +734,34 @@ class FormSubmission(models.Model):
         return str(self.token)
 
 
+class ServiceUpdate(models.Model):
+    """A change customers can see in what we sell: a new service, its list price up or down,
+    withdrawn or back. Written by pricing.record_service_updates, which compares a service's
+    list price now with the last one logged here (costs and routes never appear)."""
+
+    class Kind(models.TextChoices):
+        NEW = "new"
+        PRICE_UP = "price_up", "Price up"
+        PRICE_DOWN = "price_down", "Price down"
+        DISABLED = "disabled"
+        ENABLED = "enabled"
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="updates")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    # List prices per 1000 before any customer's discount; None while not for sale.
+    old_rate = _rate_field(null=True, blank=True)
+    new_rate = _rate_field(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["service", "-created_at", "-id"],
+                                name="service_update_latest_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.service_id} {self.kind} {self.old_rate} → {self.new_rate}"
+
+
 UPSTREAM_TO_INTERNAL = {
     UpstreamStatus.PENDING: Order.Status.PENDING,
     UpstreamStatus.IN_PROGRESS: Order.Status.IN_PROGRESS,

@@ -9,11 +9,12 @@ at a loss by accident. Rates round up (panel/money.py); charges half up.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 
 from django.conf import settings
 
-from orders.models import Route, Service
+from orders.models import Route, Service, ServiceUpdate
 from orders.params import FLAT_TYPES
 from panel.models import User
 from panel.money import SMALLEST, quantize_money, quantize_rate
@@ -122,3 +123,44 @@ def _apply_guard(service: Service, price: Decimal, floor: Decimal, cost: Decimal
         return f"{why}: fixed rate raised to {floor}"
     Service.objects.filter(pk=service.pk).update(markup_percent=settings.MIN_MARGIN_PERCENT)
     return f"{why}: markup raised to {settings.MIN_MARGIN_PERCENT}%"
+
+
+# --- the customers' change log (the Service updates page) -----------------------------------
+
+def record_service_updates(service_ids: Iterable[int]) -> list[ServiceUpdate]:
+    """Log, for each of these services, what changed for customers since its last entry:
+    new, list price up or down, withdrawn or back. Prices follow costs and markups by
+    themselves, so this compares the price now with the last one logged rather than trusting
+    each caller to know what it changed. A constant number of queries for any number."""
+    ids = sorted(set(service_ids))
+    if not ids:
+        return []
+    latest = {u.service_id: u for u in ServiceUpdate.objects.filter(service_id__in=ids)
+              .order_by("service_id", "-created_at", "-id").distinct("service_id")}
+    entries = []
+    for service in Service.objects.with_routes().filter(pk__in=ids):
+        rate = base_rate(service) if service.enabled else None
+        previous = latest.get(service.pk)
+        kind = _update_kind(previous.new_rate if previous else None, previous is not None, rate)
+        if kind:
+            entries.append(ServiceUpdate(service=service, kind=kind, new_rate=rate,
+                                         old_rate=previous.new_rate if previous else None))
+    return ServiceUpdate.objects.bulk_create(entries)
+
+
+def _update_kind(last_rate: Decimal | None, logged: bool, rate: Decimal | None) -> str:
+    Kind = ServiceUpdate.Kind
+    if not logged:
+        return Kind.NEW if rate is not None else ""
+    if rate is None:
+        return Kind.DISABLED if last_rate is not None else ""
+    if last_rate is None:
+        return Kind.ENABLED
+    if rate == last_rate:
+        return ""
+    return Kind.PRICE_UP if rate > last_rate else Kind.PRICE_DOWN
+
+
+def services_routed_to(provider_service_ids: Iterable[int]) -> list[int]:
+    return list(Route.objects.filter(provider_service_id__in=list(provider_service_ids))
+                .values_list("service_id", flat=True).distinct())

@@ -28,22 +28,46 @@ RETRY_AFTER = timedelta(minutes=2)
 ALONE_AFTER = 1
 
 
-def refill_refusal(order: Order) -> str:
-    """Why this order cannot be refilled now, or "" when it can."""
-    if not order.service.refill or order.status != Order.Status.COMPLETED:
-        return NOT_ELIGIBLE
+# Why an order cannot be refilled now. The API answers every one of them with the same
+# NOT_ELIGIBLE text (clients match on it); the order page says which one in words.
+REFILL_NOT_OFFERED = "not_offered"
+REFILL_NOT_COMPLETED = "not_completed"
+REFILL_NO_UPSTREAM_ORDER = "no_upstream_order"
+REFILL_WINDOW_OVER = "window_over"
+REFILL_PENDING = "pending"
+REFILL_RUN = "run"
+
+
+def refill_obstacle(order: Order, active_refill: bool | None = None) -> str:
+    """What stops a refill of this order now ("" when nothing does). `active_refill` saves
+    the query when the caller already knows whether one is pending."""
+    if order.parent_id is not None:
+        return REFILL_RUN  # a drip-feed run is the panel's business, not a customer's order
+    if not order.service.refill:
+        return REFILL_NOT_OFFERED
+    if order.status != Order.Status.COMPLETED:
+        return REFILL_NOT_COMPLETED
     if order.provider_id is None or order.upstream_id is None:
-        return NOT_ELIGIBLE  # a drip-feed the panel ran itself has no single upstream order
+        return REFILL_NO_UPSTREAM_ORDER  # a drip-feed the panel ran has no single upstream order
     # The upstream service it was bought through must refill too, or the request could only
     # come back Rejected. As for cancels, an order whose route was deleted since is let
     # through: the upstream then decides, and a refill moves no money.
     upstream = order.route.provider_service if order.route else None
     if upstream is not None and not upstream.refill:
-        return NOT_ELIGIBLE
+        return REFILL_NOT_OFFERED
     deadline = order.service.refill_deadline(order.finished_at)
     if deadline is not None and timezone.now() > deadline:
-        return NOT_ELIGIBLE
+        return REFILL_WINDOW_OVER
+    if active_refill is None:
+        active_refill = order.refills.filter(status__in=Refill.ACTIVE).exists()
+    if active_refill:
+        return REFILL_PENDING
     return ""
+
+
+def refill_refusal(order: Order, active_refill: bool | None = None) -> str:
+    """The API's answer: why this order cannot be refilled now, or "" when it can."""
+    return NOT_ELIGIBLE if refill_obstacle(order, active_refill) else ""
 
 
 def request_refill(user: User, order_id: object) -> Refill:
@@ -61,7 +85,7 @@ def request_refill(user: User, order_id: object) -> Refill:
             order.log("refill_requested", f"refill #{refill.pk}", user.pk)
             transaction.on_commit(_kick, robust=True)
     except IntegrityError:
-        raise Refusal(NOT_ELIGIBLE) from None  # one is already pending
+        raise Refusal(NOT_ELIGIBLE) from None  # one became pending since the check above
     return refill
 
 

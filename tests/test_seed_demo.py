@@ -1,14 +1,14 @@
-"""`make run`'s demo data: the three logins, a customer with money, the sandbox and its
-catalog for sale; loading twice changes nothing."""
+"""`make run`'s demo data: the three logins, a customer with money and orders in every status,
+the sandbox and its catalog for sale; loading twice changes nothing."""
 
 from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
 
-from orders.models import Service
+from orders.models import Order, Refill, Service, ServiceUpdate
 from panel.devdb import free_port
-from panel.models import ApiKey, User
+from panel.models import ApiKey, LedgerEntry, User
 from providers.models import Provider
 
 pytestmark = pytest.mark.django_db
@@ -28,10 +28,20 @@ def test_demo_data_loads_once(settings, tmp_path, monkeypatch, capsys):
     assert User.objects.get(username="admin").is_superuser
     assert User.objects.get(username="staff").groups.filter(name="Staff").exists()
     customer = User.objects.get(username="customer")
-    assert customer.balance == Decimal("100")
+    entries = LedgerEntry.objects.filter(user=customer)
+    assert entries.filter(kind="deposit").get().amount == Decimal("100")
+    assert customer.balance == sum(e.amount for e in entries) > 0
     assert ApiKey.objects.filter(user=customer).count() == 1
     provider = Provider.objects.get(name="Sandbox")
     assert provider.services.count() == 51
     assert Service.objects.count() == 51
     assert {s.type for s in Service.objects.all()} >= {"Default", "Subscriptions", "Poll"}
     assert "already loaded" in out
+    mine = Order.objects.for_customer(customer.pk)
+    assert {o.customer_status for o in mine} == {
+        "Pending", "In progress", "Processing", "Completed", "Partial", "Canceled"}
+    assert mine.count() == 9  # placed once, however often the seed runs
+    assert Refill.objects.filter(user=customer).count() == 1
+    assert mine.get(runs=4).runs_set.count() == 4  # a drip-feed the panel runs itself
+    assert mine.filter(service__type="Subscriptions").count() == 1
+    assert ServiceUpdate.objects.filter(kind="price_up").exists()

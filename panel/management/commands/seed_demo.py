@@ -5,8 +5,12 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils import timezone
 
+from orders import dispatch, polling, refills
 from orders.importing import import_services
+from orders.models import Category, Order, Service
+from orders.placing import place_order
 from panel import ledger
 from panel.models import ApiKey, User
 from panel.roles import ensure_groups
@@ -31,6 +35,7 @@ class Command(BaseCommand):
         with transaction.atomic():
             created = self._users()
         self._sandbox_provider()
+        self._demo_orders()
         self.stdout.write("Demo logins (http://127.0.0.1:8000/login/):")
         for username, password, role in DEMO_USERS:
             self.stdout.write(f"  {role:<9} {username} / {password}")
@@ -76,3 +81,72 @@ class Command(BaseCommand):
         self.stdout.write(f"Sandbox provider registered at {provider.api_url}: "
                           f"{result.message or result.summary()}; {len(services)} services "
                           "for sale")
+
+    def _demo_orders(self) -> None:
+        """Give the demo customer an order in every status, a refill, a drip-feed the panel
+        runs and a subscription, once, through the real workflows against the sandbox: the
+        sandbox is told which status to report (its control API), and polling records it."""
+        customer = User.objects.get(username="customer")
+        provider = Provider.objects.get(name="Sandbox")
+        if Order.objects.filter(user=customer).exists():
+            return
+        port = urlsplit(settings.SANDBOX_URL).port or 80
+        with SandboxServer(port=port, db=str(SANDBOX_DB), step_seconds=20) as sandbox:
+            placed = [self._demo_order(sandbox, customer, provider, *spec) for spec in DEMO_ORDERS]
+            completed = next(o for o in placed if o.status == Order.Status.COMPLETED)
+            refills.request_refill(customer, completed.pk)
+            refills.send_refills()
+            self._demo_dripfeed(customer, provider)
+        self._demo_price_change()
+        self.stdout.write(f"Demo customer: {len(placed) + 1} orders in every status, a refill, "
+                          "a drip-feed and a subscription")
+
+    def _demo_order(self, sandbox: SandboxServer, customer: User, provider: Provider,
+                    upstream_id: int, status: str, params: dict[str, Any]) -> Order:
+        service = _service(provider, upstream_id)
+        order = place_order(customer, service.pk, params)
+        dispatch.dispatch_one(order.pk)
+        order.refresh_from_db()
+        if order.upstream_id is not None:
+            remains = {"remains": order.charged_units // 3} if status == "Partial" else {}
+            sandbox.force_order(order.upstream_id, status=status, **remains)
+            Order.objects.filter(pk=order.pk).update(next_check_at=timezone.now())
+            polling.poll_orders()
+            order.refresh_from_db()
+        return order
+
+    def _demo_dripfeed(self, customer: User, provider: Provider) -> None:
+        # The sandbox drip-feeds nothing of this service, so the panel runs the runs itself
+        # (one upstream order every interval); the demo offers drip-feed on it to show that.
+        service = _service(provider, 122)
+        Service.objects.filter(pk=service.pk).update(dripfeed=True)
+        order = place_order(customer, service.pk, {
+            "link": "https://instagram.com/stories/demo", "quantity": 100, "runs": 4,
+            "interval": 10})
+        dispatch.dispatch_one(order.pk)
+
+    def _demo_price_change(self) -> None:
+        """An admin raises a category's markup: the Service updates page shows it."""
+        category = Category.objects.filter(name="Instagram Likes").first()
+        if category is not None and category.markup_percent is None:
+            category.markup_percent = Decimal(40)
+            category.save()
+
+
+def _service(provider: Provider, upstream_id: int) -> Service:
+    return Service.objects.get(routes__provider_service__provider=provider,
+                               routes__provider_service__upstream_id=upstream_id)
+
+
+# (sandbox service id, the status its upstream reports, the order's parameters)
+DEMO_ORDERS: list[tuple[int, str, dict[str, Any]]] = [
+    (101, "Completed", {"link": "https://instagram.com/demo.shop", "quantity": 500}),
+    (103, "Completed", {"link": "https://instagram.com/demo.cafe", "quantity": 200}),
+    (201, "In progress", {"link": "https://tiktok.com/@demo.shop", "quantity": 300}),
+    (111, "Processing", {"link": "https://instagram.com/p/DemoPost1", "quantity": 1000}),
+    (102, "Pending", {"link": "https://instagram.com/demo.studio", "quantity": 100}),
+    (202, "Partial", {"link": "https://tiktok.com/@demo.cafe", "quantity": 600}),
+    (241, "Canceled", {"link": "https://tiktok.com/@demo.shop/video/1", "quantity": 200}),
+    (151, "In progress", {"username": "demo.shop", "min": 50, "max": 100, "delay": 0,
+                          "posts": 5}),
+]
