@@ -20,12 +20,17 @@ from panel.models import ApiKey, User
 log = logging.getLogger(__name__)
 
 
-def panel_context(request: HttpRequest) -> dict[str, str]:
-    return {"panel_name": settings.PANEL_NAME, "panel_currency": settings.PANEL_CURRENCY}
+def panel_context(request: HttpRequest) -> dict[str, Any]:
+    return {"panel_name": settings.PANEL_NAME, "panel_currency": settings.PANEL_CURRENCY,
+            "signup_enabled": settings.SIGNUP_ENABLED}
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "panel/home.html")
+    return render(request, "panel/home.html", {"signup_enabled": settings.SIGNUP_ENABLED})
+
+
+def terms(request: HttpRequest) -> HttpResponse:
+    return render(request, "panel/terms.html")
 
 
 def _database_answers() -> bool:
