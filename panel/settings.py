@@ -173,7 +173,9 @@ AXES_LOCKOUT_PARAMETERS = ["username"]
 # addresses, and a lock per address would lock out every customer behind one shared address.
 SILENCED_SYSTEM_CHECKS = ["axes.W006"]
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
-AXES_RESET_ON_SUCCESS = True
+# A successful login does not clear the count: else an owner who logs in often would hand an
+# attacker a fresh AXES_FAILURE_LIMIT each time, and the hourly bound would not hold.
+AXES_RESET_ON_SUCCESS = False
 AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
 # "alice" and "alice@example.com" are one account, so they share one counter.
 AXES_USERNAME_CALLABLE = "panel.accounts.axes_account_key"

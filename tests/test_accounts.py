@@ -213,6 +213,15 @@ def test_an_account_gets_at_most_the_failure_limit_of_password_checks_an_hour(cl
     assert _logged_in_as(client) == "alice"
 
 
+def test_a_successful_login_does_not_hand_an_attacker_fresh_guesses(client, alice, settings):
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        assert _log_in(client, "alice", "wrong-guess", address="10.9.9.9").status_code == 200
+    assert _log_in(client, "alice").status_code == 302  # the owner, in between
+    client.logout()
+
+    assert _log_in(client, "alice", "wrong-guess", address="10.9.9.9").status_code == 429
+
+
 @pytest.mark.parametrize(("limit", "cooloff"), [("101", "60"), ("10", "5"), ("0", "60")])
 def test_settings_refuse_a_lock_out_that_allows_over_100_guesses_an_hour(limit, cooloff):
     env = {"AXES_FAILURE_LIMIT": limit, "AXES_COOLOFF_MINUTES": cooloff,
