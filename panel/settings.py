@@ -137,6 +137,7 @@ ACCOUNT_EMAIL_VERIFICATION = "mandatory"
 ACCOUNT_EMAIL_VERIFICATION_BY_CODE_ENABLED = False  # a link in the mail
 ACCOUNT_CONFIRM_EMAIL_ON_GET = False  # a click on the page confirms, not a mail scanner's GET
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = False
+ACCOUNT_EMAIL_CONFIRMATION_AUTHENTICATED_REDIRECT_URL = "profile"  # after an email change
 # One address per customer; a new one replaces it only once verified (allauth's change flow).
 ACCOUNT_CHANGE_EMAIL = True
 ACCOUNT_EMAIL_NOTIFICATIONS = True  # tell the old address about a password or email change
