@@ -75,13 +75,14 @@ def test_sign_up_is_refused_without_the_terms_box(client):
     assert mail.outbox == []
 
 
-def test_the_verification_link_verifies_the_address_and_only_then_login_works(client):
+def test_the_verification_link_verifies_the_address_and_only_then_login_works(client, settings):
     response = _sign_up(client)
     assert response.status_code == 302
     assert response["Location"] == reverse("account_email_verification_sent")
     customer = User.objects.get(username="newcustomer")
     assert not EmailAddress.objects.get(user=customer).verified
     assert [m.to for m in mail.outbox] == [["newcustomer@example.com"]]
+    assert f"Hello from {settings.PANEL_NAME}!" in mail.outbox[0].body
     link = _link_in(mail.outbox[0])
 
     client.logout()

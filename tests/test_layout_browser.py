@@ -3,6 +3,7 @@ button that opens by keyboard and by tap (and without JavaScript), Escape closin
 skip link; the API page in the layout."""
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -154,3 +155,25 @@ def test_a_desktop_without_javascript_shows_every_entry(chromium, live_server, a
     finally:
         context.close()
         connections.close_all()
+
+
+COMPONENTS = (Path(__file__).parent / "fixtures" / "components.html").read_text()
+
+
+def test_the_shared_components_fit_a_phone_and_a_desktop(browser_page, live_server):
+    """The components at the top of panel.css, on a page of the layout: order tables become
+    cards on a phone, a wide table scrolls inside its frame, the two columns stack."""
+    page = browser_page
+    page.goto(live_server.url + "/terms/")
+    page.evaluate("html => { document.querySelector('main').innerHTML = html; }", COMPONENTS)
+    phone = page.viewport_size["width"] <= VIEWPORTS["phone"]["width"]
+
+    row_display = page.eval_on_selector(".table-cards tbody tr", "e => getComputedStyle(e).display")
+    assert row_display == ("block" if phone else "table-row")
+    label = page.eval_on_selector(".table-cards td[data-label='Status']",
+                                  "e => getComputedStyle(e, '::before').content")
+    assert label == ('"Status"' if phone else "none")
+    main, aside = (page.locator(s).bounding_box() for s in (".layout-main", ".layout-aside"))
+    assert (aside["y"] >= main["y"] + main["height"]) == phone  # stacked only on a phone
+    assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]
+    screenshot(page, "layout", "components")

@@ -30,7 +30,10 @@ _DUMP = (
 
 
 def _python(code_or_args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in PRODUCTION_ENV}
+    # The browser tests' session sets DJANGO_ALLOW_ASYNC_UNSAFE in this process; no real
+    # start-up has it, and `check --deploy` rightly refuses it.
+    clean = {k: v for k, v in os.environ.items()
+             if k not in PRODUCTION_ENV and k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
     clean.update(env, DJANGO_SETTINGS_MODULE="panel.settings")
     return subprocess.run([sys.executable, *code_or_args], env=clean, cwd=BASE_DIR,
                           capture_output=True, text=True, timeout=60)
