@@ -3,15 +3,31 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import zoneinfo
 from datetime import timedelta
 from decimal import Decimal
+from functools import cache
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from panel.money import MONEY_DIGITS, MONEY_PLACES
+
+
+@cache
+def time_zone_names() -> frozenset[str]:
+    """The IANA names this Python knows (system tzdata or the tzdata package)."""
+    return frozenset(zoneinfo.available_timezones())
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in time_zone_names():
+        raise ValidationError(_("Choose a time zone from the list, e.g. Europe/Berlin."),
+                              code="invalid_time_zone")
 
 
 class User(AbstractUser):
@@ -29,6 +45,8 @@ class User(AbstractUser):
         max_digits=5, decimal_places=2, default=Decimal(0),
         help_text="Discount on every price for this customer, in percent (0–100).",
     )
+    # Every time on the panel is shown in this zone (panel.accounts.TimeZoneMiddleware).
+    time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
 
     class Meta:
         db_table = "panel_user"

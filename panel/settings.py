@@ -4,6 +4,7 @@ Development defaults work with nothing configured. With DEBUG off the secrets be
 required, and start-up stops with a message naming what is missing.
 """
 
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -68,6 +69,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "csp",
     "django_htmx",
+    "allauth",
+    "allauth.account",
+    "axes",
     "panel",
     "providers",
     "orders",
@@ -82,8 +86,13 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    # Shows every time in the customer's own time zone (their profile), after authentication.
+    "panel.accounts.TimeZoneMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    # Last, so that it turns a login refused by the lock-out into the locked-out page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF: str = env.str("ROOT_URLCONF", default="panel.urls")  # bench/api.py adds a floor
@@ -106,9 +115,73 @@ TEMPLATES = [
 ]
 
 AUTH_USER_MODEL = "panel.User"
-LOGIN_URL = "login"
+LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out account before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    # Log in by username or email (allauth), and the admin's own login page.
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+
+# --- accounts (django-allauth, panel/accounts.py) ----------------------------------------------
+# Anybody may sign up unless this is off (panel.accounts.AccountAdapter.is_open_for_signup).
+SIGNUP_ENABLED: bool = env.bool("SIGNUP_ENABLED", default=True)
+ACCOUNT_ADAPTER = "panel.accounts.AccountAdapter"
+ACCOUNT_SIGNUP_FORM_CLASS = "panel.accounts.SignupForm"  # adds the required terms box
+ACCOUNT_LOGIN_METHODS = {"username", "email"}
+ACCOUNT_SIGNUP_FIELDS = ["username*", "email*", "password1*", "password2*"]
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+ACCOUNT_EMAIL_VERIFICATION_BY_CODE_ENABLED = False  # a link in the mail
+ACCOUNT_CONFIRM_EMAIL_ON_GET = False  # a click on the page confirms, not a mail scanner's GET
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = False
+ACCOUNT_EMAIL_CONFIRMATION_AUTHENTICATED_REDIRECT_URL = "profile"  # after an email change
+# One address per customer; a new one replaces it only once verified (allauth's change flow).
+ACCOUNT_CHANGE_EMAIL = True
+ACCOUNT_EMAIL_NOTIFICATIONS = True  # tell the old address about a password or email change
+ACCOUNT_EMAIL_SUBJECT_PREFIX = f"[{PANEL_NAME}] "
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
+ACCOUNT_PREVENT_ENUMERATION = True
+ACCOUNT_SESSION_REMEMBER = None  # the login form offers "Remember me"
+ACCOUNT_RATE_LIMITS = {
+    # Password reset mails: per address and per client address (both from the environment).
+    "reset_password": env.str("PASSWORD_RESET_RATE_LIMIT", default="20/m/ip,3/h/key"),
+    "reset_password_from_key": "20/m/ip",
+    # Failed logins are counted per account by django-axes below; allauth's own counter
+    # (5 per 5 minutes per typed login) would pre-empt it with a different message.
+    "login_failed": None,
+}
+
+# --- login lock-out (django-axes) --------------------------------------------------------------
+# Per account (whatever the attacker's address): AXES_FAILURE_LIMIT wrong passwords lock the
+# account for AXES_COOLOFF_MINUTES after the last one counted; attempts while locked are refused
+# unchecked and do not extend the lock. So an account sees at most
+# AXES_FAILURE_LIMIT × ceil(60 / AXES_COOLOFF_MINUTES) password checks an hour: 10 by default.
+AXES_FAILURE_LIMIT: int = env.int("AXES_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_MINUTES: int = env.int("AXES_COOLOFF_MINUTES", default=60)
+MAX_LOGIN_GUESSES_PER_HOUR = 100
+if AXES_FAILURE_LIMIT < 1 or AXES_COOLOFF_MINUTES < 1 or (
+        AXES_FAILURE_LIMIT * -(-60 // AXES_COOLOFF_MINUTES) > MAX_LOGIN_GUESSES_PER_HOUR):
+    raise ImproperlyConfigured(
+        "AXES_FAILURE_LIMIT × ceil(60 / AXES_COOLOFF_MINUTES) must be between 1 and "
+        f"{MAX_LOGIN_GUESSES_PER_HOUR}: at most that many password guesses an hour per account."
+    )
+AXES_COOLOFF_TIME = timedelta(minutes=AXES_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username"]
+# axes warns that this ignores addresses: on purpose. The bound is per account whatever the
+# addresses, and a lock per address would lock out every customer behind one shared address.
+SILENCED_SYSTEM_CHECKS = ["axes.W006"]
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# A successful login does not clear the count: else an owner who logs in often would hand an
+# attacker a fresh AXES_FAILURE_LIMIT each time, and the hourly bound would not hold.
+AXES_RESET_ON_SUCCESS = False
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+# "alice" and "alice@example.com" are one account, so they share one counter.
+AXES_USERNAME_CALLABLE = "panel.accounts.axes_account_key"
+AXES_LOCKOUT_CALLABLE = "panel.accounts.locked_out"
+AXES_VERBOSE = False
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -188,6 +261,11 @@ API_RATE_LIMIT_PER_IP: int = env.int("API_RATE_LIMIT_PER_IP", default=1200)
 # Reverse proxies in front of the web (the compose setup's TLS proxy is one): client
 # addresses for the per-address limit are read from X-Forwarded-For through that many.
 TRUSTED_PROXY_COUNT: int = env.int("TRUSTED_PROXY_COUNT", default=0)
+# allauth's rate limits and axes' records read client addresses through the same proxies.
+ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT
+AXES_IPWARE_PROXY_COUNT = TRUSTED_PROXY_COUNT or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR") if TRUSTED_PROXY_COUNT else ("REMOTE_ADDR",))
 
 # Seconds a web process keeps a service and its routes for placing orders (orders/placing.py).
 CATALOG_CACHE_SECONDS: float = env.float("CATALOG_CACHE_SECONDS", default=5.0)

@@ -1,10 +1,10 @@
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
+from django.views.generic import RedirectView
 
 from orders import api, apidocs, openapi
 from orders.views import history, ordering
-from panel import transactions, views
+from panel import accounts, transactions, views
 
 urlpatterns = [
     # Both spellings answer directly: a redirect turns API clients' POST into a body-less GET.
@@ -31,7 +31,13 @@ urlpatterns = [
     path("updates/", history.updates, name="updates"),
     path("transactions/", transactions.transactions, name="transactions"),
     path("transactions/csv/", transactions.transactions_csv, name="transactions_csv"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("terms/", views.terms, name="terms"),
+    path("accounts/profile/", accounts.profile, name="profile"),
+    # allauth: account_login, account_logout, account_signup, account_email,
+    # account_change_password, account_reset_password, account_confirm_email, …
+    path("accounts/", include("allauth.account.urls")),
+    # The old address of the login page, for bookmarks and links already sent.
+    path("login/", RedirectView.as_view(pattern_name="account_login", query_string=True),
+         name="login"),
     path("admin/", admin.site.urls),
 ]

@@ -19,12 +19,17 @@ log = logging.getLogger(__name__)
 
 def panel_context(request: HttpRequest) -> dict[str, object]:
     return {"panel_name": settings.PANEL_NAME, "panel_currency": settings.PANEL_CURRENCY,
+            "signup_enabled": settings.SIGNUP_ENABLED,
             # The API page and the order form say what a subscription without posts covers.
             "subscription_default_posts": settings.SUBSCRIPTION_DEFAULT_POSTS}
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "panel/home.html")
+    return render(request, "panel/home.html", {"signup_enabled": settings.SIGNUP_ENABLED})
+
+
+def terms(request: HttpRequest) -> HttpResponse:
+    return render(request, "panel/terms.html")
 
 
 def _database_answers() -> bool:

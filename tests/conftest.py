@@ -114,11 +114,15 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def make_customer(username: str, balance: Decimal | str = "100", **fields: Any) -> Any:
+    from allauth.account.models import EmailAddress
+
     from panel import ledger
     from panel.models import User
 
     user = User.objects.create_user(username, f"{username}@example.com", "pw-123456789",
                                     **fields)
+    # A customer who signed up has verified their address; login refuses one who has not.
+    EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
     if Decimal(balance) > 0:
         ledger.deposit(user.pk, Decimal(balance), memo="test deposit")
     user.refresh_from_db()

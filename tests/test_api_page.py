@@ -34,7 +34,7 @@ def test_the_page_needs_a_login(client):
     response = client.get(reverse("api_docs"))
 
     assert response.status_code == 302
-    assert response["Location"].startswith(reverse("login"))
+    assert response["Location"].startswith(reverse("account_login"))
 
 
 def test_the_page_lists_only_the_customers_own_active_keys(alice_client, alice, bob):

@@ -4,55 +4,23 @@ Needs Debian's Chromium (`apt-get install -y chromium`) and the `playwright` pac
 the system browser, so `playwright install` is never needed.
 """
 
-import os
 import re
-from pathlib import Path
 
 import pytest
-from django.db import connections
 
 from panel.models import ApiKey
+from tests.conftest import screenshot
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]
-SCREENSHOT = Path(os.environ.get("API_PAGE_SCREENSHOT", "/tmp/api_page.png"))
-
-pytestmark = [
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's Chromium at /usr/bin/chromium"
-                       " (apt-get install -y chromium)"),
-    pytest.mark.django_db(transaction=True),
-]
-
-
-@pytest.fixture
-def browser_page(live_server, monkeypatch):
-    # Not importorskip: without playwright installed these tests must fail, not vanish.
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the live server and the ORM
-    # calls of the test itself are plain synchronous code all the same.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        yield page
-        context.close()
-        browser.close()
-        # While Playwright's loop runs, the ORM keeps its connections in this context, not the
-        # thread's: close them here, or the test database cannot be dropped at the end.
-        connections.close_all()
+# The shared session Chromium and browser_page of tests/conftest.py (desktop and phone size):
+# a second sync_playwright of its own here would clash with the session's event loop.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_a_customer_creates_copies_and_revokes_a_key(browser_page, live_server, alice):
     from playwright.sync_api import expect
 
     page = browser_page
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
     page.goto(f"{live_server.url}/api/")  # not logged in: the login form, then back here
     page.get_by_label("Username").fill("alice")
     page.get_by_label("Password").fill("pw-123456789")
@@ -75,7 +43,7 @@ def test_a_customer_creates_copies_and_revokes_a_key(browser_page, live_server, 
     expect(copy).to_have_text("Copied")
     expect(page.get_by_role("status")).to_have_text("The key is in your clipboard.")
     assert page.evaluate("navigator.clipboard.readText()") == raw
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    screenshot(page, "api", "new-key")
 
     page.reload()
     expect(page.locator("#new-api-key")).to_have_count(0)
