@@ -724,7 +724,7 @@ DEFINITE_FAILURES = {
         ErrorKind.TRANSPORT,
     ),
     "403 page": (Reply(status=403, body="<h1>Forbidden</h1>"), ErrorKind.TRANSPORT),
-    "429 page": (Reply(status=429, body="Too Many Requests"), ErrorKind.TRANSPORT),
+    "429 page": (Reply(status=429, body="Too Many Requests"), ErrorKind.RATE_LIMITED),
 }
 
 WRITES: dict[str, Callable[[Client], Any]] = {

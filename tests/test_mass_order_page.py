@@ -134,4 +134,4 @@ def test_the_page_needs_a_login(client):
     response = client.get(reverse("mass_order"))
 
     assert response.status_code == 302
-    assert response["Location"].startswith(reverse("login"))
+    assert response["Location"].startswith(reverse("account_login"))
