@@ -47,6 +47,10 @@ def _prepare():
               cost=Decimal("1"), status=statuses[i % len(statuses)], start_count=i,
               remains=i % 1000)
         for i in range(ORDERS))
+    from django.db import connection
+
+    with connection.cursor() as cursor:  # as autovacuum would after such a load
+        cursor.execute("ANALYZE")
     return user, default.pk
 
 
