@@ -104,7 +104,9 @@ def _sign_up_and_verify(page, live_server, username: str) -> User:
     expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
     sent = [m for m in mail.outbox if m.to == [f"{username}@example.com"]]
     assert len(sent) == 1
-    page.goto(re.search(r"https?://\S+", sent[0].body).group(0))
+    link = re.search(r"https?://\S+", str(sent[0].body))
+    assert link, sent[0].body
+    page.goto(link.group(0))
     page.get_by_role("button", name="Yes, confirm it").click()
     page.get_by_label("Username or email").fill(username)
     page.get_by_label("Password").fill(PASSWORD)
