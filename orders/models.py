@@ -733,6 +733,13 @@ class FormSubmission(models.Model):
     def __str__(self) -> str:
         return str(self.token)
 
+    @classmethod
+    def purge(cls, older_than: timedelta = timedelta(days=7)) -> int:
+        """Tokens only guard against a form sent twice within moments (a double click, a
+        reload, a second tab): a week on, nobody re-sends one, so they need not pile up."""
+        deleted, _ = cls.objects.filter(created_at__lt=timezone.now() - older_than).delete()
+        return deleted
+
 
 class ServiceUpdate(models.Model):
     """A change customers can see in what we sell: a new service, its list price up or down,

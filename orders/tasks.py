@@ -3,6 +3,7 @@
 from celery import shared_task
 
 from orders import cancels, dispatch, polling, refills, watchdog
+from orders.models import FormSubmission
 
 
 @shared_task(name="orders.tasks.dispatch_order")
@@ -33,6 +34,11 @@ def poll_refills() -> int:
 @shared_task(name="orders.tasks.send_cancels")
 def send_cancels() -> int:
     return cancels.send_cancels()
+
+
+@shared_task(name="orders.tasks.purge_form_submissions")
+def purge_form_submissions() -> int:
+    return FormSubmission.purge()
 
 
 @shared_task(name="orders.tasks.run_watchdog")

@@ -41,6 +41,7 @@ def _beat_schedule() -> dict[str, dict[str, object]]:
         "poll-refills": _every(settings.SWEEP_INTERVAL, "orders.tasks.poll_refills"),
         "send-cancels": _every(settings.SWEEP_INTERVAL, "orders.tasks.send_cancels"),
         "watchdog": _every(60, "orders.tasks.run_watchdog"),
+        "purge-form-submissions": _every(86400, "orders.tasks.purge_form_submissions"),
     }
 
 

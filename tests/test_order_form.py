@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import threading
+import uuid
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -460,3 +461,18 @@ def test_the_page_runs_no_inline_script_or_style(alice_client, catalog):
 
     assert re.findall(r"<script(?![^>]*\bsrc=)", html) == []
     assert not re.search(r"\s(on[a-z]+|style|hx-on[a-z:-]*)=", html)
+
+
+def test_old_form_tokens_are_purged_by_the_daily_sweep(alice):
+    from django.utils import timezone
+
+    from orders.models import FormSubmission
+    from orders.tasks import purge_form_submissions
+
+    old = FormSubmission.objects.create(token=uuid.uuid4(), user=alice,
+                                        created_at=timezone.now() - timedelta(days=8))
+    fresh = FormSubmission.objects.create(token=uuid.uuid4(), user=alice)
+
+    assert purge_form_submissions() == 1
+    assert list(FormSubmission.objects.values_list("pk", flat=True)) == [fresh.pk]
+    assert not FormSubmission.objects.filter(pk=old.pk).exists()
