@@ -177,7 +177,7 @@ def _candidate_routes(order: Order) -> list[Route]:
     # Routes through a provider whose buying is paused stay candidates: the pause is for an
     # admin to lift, and the order should wait for it rather than fail.
     return [r for r in order.service.routes.all()
-            if r.is_usable() or (r.provider_service.offered and r.provider.enabled)]
+            if r.provider_service.offered and r.provider.enabled]
 
 
 def _next_route(order: Order, skip: dict[int, str]) -> Route | None:
