@@ -159,6 +159,8 @@ def _order_through_the_form(page, live_server, service: Service) -> tuple[int, s
     _fill_type_fields(page, service)
     charge = page.locator("#charge-amount")
     expect(charge).to_have_text(re.compile(r"^\d+\.\d+ USD$"))
+    # Each field typed asks for the charge again: read it once the last answer is in.
+    page.wait_for_load_state("networkidle")
     shown = charge.inner_text()
     page.get_by_role("button", name="Place order").click()
     placed = page.locator("#order-placed")
