@@ -539,6 +539,19 @@ def test_control_endpoint_faults_keys_and_add_log(srv: SandboxServer) -> None:
     assert control(srv, "GET", "adds?key=nobody") == []
 
 
+def test_control_endpoint_switches_quirks_on_and_off(srv: SandboxServer) -> None:
+    assert control(srv, "GET", "quirk") == {"quirks": []}
+    control(srv, "POST", "quirk", {"quirk": "html_prefix"})
+    control(srv, "POST", "quirk", {"quirk": "zero_remains"})
+    assert control(srv, "GET", "quirk") == {"quirks": ["html_prefix", "zero_remains"]}
+    control(srv, "POST", "quirk", {"quirk": "html_prefix", "on": False})
+    assert srv.has_quirk("zero_remains") and not srv.has_quirk("html_prefix")
+    bad = requests.post(f"{srv.control_url}/quirk", json={"quirk": "nonsense"}, timeout=5)
+    assert bad.status_code == 400 and "unknown quirk" in bad.json()["error"]
+    control(srv, "DELETE", "quirk")
+    assert control(srv, "GET", "quirk") == {"quirks": []}
+
+
 def test_control_endpoint_changes_the_catalog(srv: SandboxServer) -> None:
     control(srv, "POST", "catalog", {"update": {"101": {"rate": "2.50"}}, "remove": [102]})
     services = {s["service"]: s for s in call(srv, action="services")}

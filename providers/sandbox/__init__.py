@@ -5,6 +5,6 @@
         requests.post(srv.url, data={"key": srv.key, "action": "services"})
 """
 
-from .server import DEFAULT_KEY, FAULT_NAMES, SandboxServer
+from .server import DEFAULT_KEY, FAULT_NAMES, QUIRK_NAMES, SandboxServer
 
-__all__ = ["DEFAULT_KEY", "FAULT_NAMES", "SandboxServer"]
+__all__ = ["DEFAULT_KEY", "FAULT_NAMES", "QUIRK_NAMES", "SandboxServer"]

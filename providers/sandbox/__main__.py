@@ -11,7 +11,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from types import FrameType
 
-from .server import FAULT_NAMES, SandboxServer
+from .server import FAULT_NAMES, QUIRK_NAMES, SandboxServer
 
 
 def _key_balance(text: str) -> tuple[str, Decimal]:
@@ -41,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="misbehave on every call until cleared through /control/fault")
     parser.add_argument("--fault-delay", type=float, default=None)
     parser.add_argument("--fault-message", default=None)
+    parser.add_argument("--quirk", action="append", choices=QUIRK_NAMES, default=[],
+                        help="behave like a real upstream of that kind (repeatable)")
     parser.add_argument("--catalog-size", type=int, default=None,
                         help="serve a synthetic catalog of N services instead of the demo one")
     parser.add_argument("--partial-every", type=int, default=8,
@@ -61,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         fault_message=args.fault_message, partial_every=args.partial_every,
         rejected_every=args.rejected_every, verbose=args.verbose,
     ).start()
+    for quirk in args.quirk:
+        server.set_quirk(quirk)
     done = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:

@@ -74,6 +74,18 @@ PROCESSING_FAULTS = frozenset({"latency", "timeout_after", "truncated"})
 # that id's error at the top level. Either way nothing in the refused list is carried out,
 # and single-id requests are answered as usual.
 LIST_FAULTS = frozenset({"no_lists", "strict_lists"})
+# Ways real upstreams differ from the protocol, switched on per test like faults (issue 14).
+# Each is a behaviour of a real panel, not a failure: the reply is well-formed but misleads.
+QUIRK_NAMES: tuple[str, ...] = (
+    "zero_remains",        # remains "0" on live orders and on a Partial without a count
+    "two_decimal_rates",   # rates stored with two decimals: 0.004 becomes "0.00"
+    "own_bad_key_words",   # its own wording for a refused key or account
+    "no_refill_cancel",    # refill, refill_status and cancel answer "Request Invalid"
+    "dripfeed_rules",      # intervals of 10..60 minutes only; charges one run of a drip-feed
+    "slow_multi_status",   # a multi-id status takes longer the more ids it names
+    "literal_newlines",    # lists split on a literal backslash-n, not on real newlines
+    "html_prefix",         # pages of PHP warnings before every JSON reply
+)
 LIST_PARAMS = {"status": "orders", "refill": "orders", "refill_status": "refills",
                "cancel": "orders"}
 
@@ -304,6 +316,7 @@ class Api:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.quirks: set[str] = set()
         self._actions: dict[str, Callable[[str, Mapping[str, str], float], Any]] = {
             "services": lambda key, params, now: self.store.services_json(),
             "balance": self._balance,
@@ -801,6 +814,18 @@ class SandboxServer:
     def clear_faults(self, key: str | None = None, action: str | None = None) -> None:
         self.faults.clear(key, action)
 
+    def set_quirk(self, name: str, on: bool = True) -> None:
+        """Behave like a real upstream of that kind on every call until cleared."""
+        if name not in QUIRK_NAMES:
+            raise ValueError(f"unknown quirk {name!r}")
+        (self.api.quirks.add if on else self.api.quirks.discard)(name)
+
+    def clear_quirks(self) -> None:
+        self.api.quirks.clear()
+
+    def has_quirk(self, name: str) -> bool:
+        return name in self.api.quirks
+
     def adds(self, key: str | None = None) -> list[dict[str, Any]]:
         return self.store.adds(key)
 
@@ -877,6 +902,14 @@ class SandboxServer:
         self.clear_faults(query.get("key"), query.get("action"))
         return {"ok": True, "faults": self.faults.listing()}
 
+    def _control_set_quirk(self, query: dict[str, str], data: dict[str, Any]) -> Any:
+        self.set_quirk(str(data["quirk"]), on=bool(data.get("on", True)))
+        return {"ok": True, "quirks": sorted(self.api.quirks)}
+
+    def _control_clear_quirks(self, query: dict[str, str], data: dict[str, Any]) -> Any:
+        self.clear_quirks()
+        return {"ok": True, "quirks": []}
+
     def _control_catalog(self, query: dict[str, str], data: dict[str, Any]) -> Any:
         if "services" in data:
             self.set_catalog(data["services"])
@@ -906,6 +939,9 @@ _CONTROL_ROUTES: dict[tuple[str, str], _ControlRoute] = {
     ("GET", "fault"): lambda s, q, d: {"faults": s.faults.listing()},
     ("POST", "fault"): SandboxServer._control_set_fault,
     ("DELETE", "fault"): SandboxServer._control_clear_faults,
+    ("GET", "quirk"): lambda s, q, d: {"quirks": sorted(s.api.quirks)},
+    ("POST", "quirk"): SandboxServer._control_set_quirk,
+    ("DELETE", "quirk"): SandboxServer._control_clear_quirks,
     ("GET", "keys"): lambda s, q, d: {"keys": s.store.keys()},
     ("POST", "keys"): SandboxServer._control_keys,
     ("GET", "adds"): lambda s, q, d: s.adds(q.get("key") or None),
