@@ -14,7 +14,7 @@ from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from orders.params import FLAT_TYPES, parse_id
+from orders.params import parse_id
 from panel import ledger
 from panel.money import (
     MONEY_DIGITS,
@@ -240,21 +240,6 @@ class OrderQuerySet(ClaimQuerySet["Order"]):
     def due_for_check(self, now: Any) -> OrderQuerySet:
         return self.filter(status__in=Order.POLLED, next_check_at__lte=now,
                            upstream_id__isnull=False)
-
-    def average_completion(self, service: Service, latest: int = 10) -> timedelta | None:
-        """How long the `latest` most recently completed orders of `service` took, from
-        placing to finishing, on average per 1000 units (per order for the flat types, whose
-        quantity is no count); None before any completed. One query."""
-        recent = (self.filter(service=service, status=Order.Status.COMPLETED,
-                              parent__isnull=True, finished_at__isnull=False)
-                  .order_by("-finished_at").values("pk")[:latest])
-        took = models.F("finished_at") - models.F("created_at")
-        if service.type not in FLAT_TYPES:
-            took = took * 1000 / models.F("charged_units")
-        per_order = models.ExpressionWrapper(took, output_field=models.DurationField())
-        average: timedelta | None = Order.objects.filter(pk__in=recent).aggregate(
-            average=models.Avg(per_order))["average"]
-        return average
 
 
 class Order(models.Model):

@@ -31,6 +31,7 @@ from orders.errors import BAD_REQUEST, INCORRECT_SERVICE, NOT_ENOUGH_FUNDS, Refu
 from orders.models import Category, CustomRate, FormSubmission, Order, Service
 from orders.params import DATE, NUMBER, TYPE_SPECS, TypeField, TypeSpec, parse_id
 from orders.placing import Quote, place_mass_order, place_order, quote
+from orders.views.history import average_times, duration_text
 from panel import views as panel_views
 from panel.models import User
 
@@ -218,18 +219,12 @@ class ServiceCard:
 
     @property
     def average_text(self) -> str:
-        if self.average is None:
-            return ""
-        minutes = max(round(self.average.total_seconds() / 60), 1)
-        hours, minutes = divmod(minutes, 60)
-        days, hours = divmod(hours, 24)
-        parts = [(days, _("%d d")), (hours, _("%d h")), (minutes, _("%d min"))]
-        return " ".join(text % amount for amount, text in parts if amount)[:40]
+        return duration_text(self.average)
 
 
 def _card(user: User, service: Service) -> ServiceCard:
     [priced] = _priced(user, [service])
-    return ServiceCard(priced, Order.objects.average_completion(service),
+    return ServiceCard(priced, average_times([service.pk]).get(service.pk),
                        TYPE_SPECS[service.type])
 
 
