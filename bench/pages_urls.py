@@ -1,5 +1,6 @@
 """The panel's URLs plus the floors bench/pages.py measures its pages against: the same rows
-from the same queries, rendered by a bare template with no layout, forms or badges."""
+(every column the page shows, from the queries those columns need), rendered by a bare
+template with no layout, navigation, filters, pager, forms or badges."""
 
 from typing import cast
 
@@ -9,6 +10,7 @@ from django.urls import path
 
 from orders import pricing
 from orders.models import Order, Service
+from orders.views.history import average_times
 from panel.models import User
 from panel.urls import urlpatterns as panel_urlpatterns
 
@@ -25,25 +27,40 @@ def _customer(request: HttpRequest) -> User:
 
 
 def _priced(request: HttpRequest, services: list[Service]) -> list[tuple[object, ...]]:
+    """A service as the pages show it: id, name, this customer's rate, min, max, average
+    time, refill days, cancel, description."""
     user = _customer(request)
     custom = dict(user.custom_rates.values_list("service_id", "rate"))
+    averages = average_times([s.pk for s in services])
     return [(s.pk, s.name, pricing.customer_rate(s, user, custom), s.min_quantity,
-             s.max_quantity, s.description) for s in services]
+             s.max_quantity, averages.get(s.pk), s.refill_days if s.refill else None,
+             s.cancel, s.description) for s in services]
 
 
 def services_floor(request: HttpRequest) -> HttpResponse:
-    """A page of 100 services at the customer's prices, as /services/ lists them."""
+    """A page of 100 services at the customer's prices, as /services/ lists them, each
+    category's name heading its services."""
     services = list(Service.objects.enabled().with_routes().order_by(
         "category__position", "position", "id")[:100])
-    return _render(_priced(request, services))
+    rows: list[tuple[object, ...]] = []
+    heading = None
+    for service, row in zip(services, _priced(request, services), strict=True):
+        if service.category.name != heading:
+            heading = service.category.name
+            rows.append((heading,))
+        rows.append(row)
+    return _render(rows)
 
 
 def search_floor(request: HttpRequest) -> HttpResponse:
-    """Up to 30 services matching the search, as the new-order page's search returns them."""
+    """Up to 30 services matching the search, as the new-order page's search returns them:
+    id, name and this customer's rate."""
     query = request.GET.get("q", "")
     services = list(Service.objects.enabled().with_routes()
                     .filter(name__icontains=query).order_by("id")[:30])
-    return _render(_priced(request, services))
+    user = _customer(request)
+    custom = dict(user.custom_rates.values_list("service_id", "rate"))
+    return _render([(s.pk, s.name, pricing.customer_rate(s, user, custom)) for s in services])
 
 
 def new_order_floor(request: HttpRequest) -> HttpResponse:

@@ -342,6 +342,9 @@ class Order(models.Model):
             models.Index(fields=["status", "next_check_at"], name="order_due_idx"),
             models.Index(fields=["service", "link"], name="order_link_idx"),
             models.Index(fields=["user", "-id"], name="order_customer_idx"),
+            # The orders page's status tabs: counted by an index-only scan.
+            models.Index(fields=["user", "status"], condition=models.Q(parent__isnull=True),
+                         name="order_customer_status_idx"),
         ]
         constraints = [
             models.UniqueConstraint(fields=["provider", "upstream_id"],

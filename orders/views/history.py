@@ -8,12 +8,15 @@ upstream id, a cost or an upstream error: the templates get only the fields belo
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Page, Paginator
@@ -21,7 +24,10 @@ from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import linebreaksbr
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import escape
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
@@ -62,8 +68,13 @@ def _get_order_for_customer(request: HttpRequest, pk: int) -> Order:
     return order
 
 
-def _page(request: HttpRequest, rows: QuerySet[Any], per_page: int = PER_PAGE) -> Page[Any]:
-    return Paginator(rows, per_page).get_page(request.GET.get("page"))
+def _page(request: HttpRequest, rows: QuerySet[Any], per_page: int = PER_PAGE,
+          count: int | None = None) -> Page[Any]:
+    """A page of `rows`; `count`, when the caller already knows it, saves the COUNT query."""
+    paginator = Paginator(rows, per_page)
+    if count is not None:
+        paginator.count = count  # a cached_property: set in advance, it is never computed
+    return paginator.get_page(request.GET.get("page"))
 
 
 def _partial(request: HttpRequest) -> bool:
@@ -80,18 +91,47 @@ def _query_without_page(request: HttpRequest) -> str:
 
 # --- services ------------------------------------------------------------------------------
 
-@dataclass
-class ServiceRow:
-    service: Service
-    category: Category
-    rate: Decimal | None
-    average: timedelta | None
+def rate_text(value: Decimal | None) -> str:
+    """A price per 1000 without the trailing zeros of five places: 2.405, 12.50, 0.0065."""
+    if value is None:
+        return "—"
+    whole, _dot, decimals = f"{value:f}".partition(".")
+    return f"{whole}.{decimals.rstrip('0').ljust(2, '0')}"
 
 
 def _purchasable() -> ServiceQuerySet:
     usable = Route.objects.filter(service=OuterRef("pk"), provider_service__offered=True,
                                   provider_service__provider__enabled=True)
     return Service.objects.enabled().filter(Exists(usable))
+
+
+# What the catalog pages show above their rows (the category list, how many services a
+# filter finds) is the same for every customer, and each takes a pass over the whole
+# catalog: kept per process for CATALOG_CACHE_SECONDS, as placing keeps a service.
+_listing: dict[tuple[object, ...], tuple[float, Any]] = {}
+
+
+def _cached(key: tuple[object, ...], compute: Callable[[], Any]) -> Any:
+    ttl = settings.CATALOG_CACHE_SECONDS
+    if ttl <= 0:
+        return compute()
+    now = time.monotonic()
+    hit = _listing.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    if len(_listing) > 1000:  # searches customers type must not grow it without bound
+        _listing.clear()
+    value = compute()
+    _listing[key] = (now + ttl, value)
+    return value
+
+
+def categories_for_sale() -> list[dict[str, Any]]:
+    """Categories with at least one service a customer can order, in their order, as the
+    filters' options need them: id and name (plain dicts render fastest in a template)."""
+    return cast(list[dict[str, Any]], _cached(("categories",), lambda: list(
+        Category.objects.filter(Exists(_purchasable().filter(category=OuterRef("pk"))))
+        .values("pk", "name"))))
 
 
 def average_times(service_ids: list[int]) -> dict[int, timedelta]:
@@ -134,19 +174,51 @@ def duration_text(value: timedelta | None) -> str:
     return " ".join(parts)
 
 
-def _service_rows(services: list[Service], user: User) -> list[ServiceRow]:
+def _refill_text(service: Service) -> str:
+    if not service.refill:
+        return _("No")
+    if not service.refill_days:
+        return _("Lifetime")
+    return ngettext("%(days)d day", "%(days)d days", service.refill_days) % {
+        "days": service.refill_days}
+
+
+def _description_html(text: str) -> str:
+    return linebreaksbr(text) if "\n" in text else escape(text)
+
+
+def _service_groups(services: list[Service], user: User) -> list[dict[str, Any]]:
+    """The services table's rows under their categories' headings, each row's cells worked
+    out here rather than by template tags per cell: a page has 100 rows, and the template's
+    per-node cost dominated it. Texts many rows share are translated once."""
     custom = dict(user.custom_rates.filter(service__in=[s.pk for s in services])
                   .values_list("service_id", "rate"))
     averages = average_times([s.pk for s in services])
-    return [ServiceRow(s, s.category, pricing.customer_rate(s, user, custom), averages.get(s.pk))
-            for s in services]
+    order_url, yes, no = reverse("home"), _("Yes"), _("No")
+    refill_texts: dict[tuple[bool, int], str] = {}
+    not_enough = duration_text(None)
+    groups: list[dict[str, Any]] = []
+    for s in services:
+        if not groups or groups[-1]["category_id"] != s.category_id:
+            groups.append({"category_id": s.category_id, "name": s.category.name, "rows": []})
+        refill_key = (s.refill, s.refill_days)
+        if refill_key not in refill_texts:
+            refill_texts[refill_key] = _refill_text(s)
+        average = averages.get(s.pk)
+        groups[-1]["rows"].append({
+            "pk": str(s.pk), "name": s.name, "url": f"{order_url}?service={s.pk}",
+            "rate": rate_text(pricing.customer_rate(s, user, custom)),
+            "min": str(s.min_quantity), "max": str(s.max_quantity),
+            "average": not_enough if average is None else duration_text(average),
+            "refill": refill_texts[refill_key], "cancel": yes if s.cancel else no,
+            "description": _description_html(s.description),
+        })
+    return groups
 
 
 @login_required
 def services(request: HttpRequest) -> HttpResponse:
     listed = _purchasable()
-    categories = list(Category.objects.filter(
-        Exists(listed.filter(category=OuterRef("pk")))))
     category_id = parse_id(request.GET.get("category", ""))
     query = request.GET.get("q", "").strip()[:100]
     if category_id:
@@ -154,10 +226,11 @@ def services(request: HttpRequest) -> HttpResponse:
     if query:
         by_id = parse_id(query.lstrip("#"))
         listed = listed.filter(Q(name__icontains=query) | Q(pk=by_id or 0))
-    page = _page(request, listed.with_routes(), SERVICES_PER_PAGE)
+    count = _cached(("count", category_id, query), listed.count)
+    page = _page(request, listed.with_routes(), SERVICES_PER_PAGE, count=count)
     context = {
-        "page": page, "rows": _service_rows(list(page.object_list), _customer(request)),
-        "categories": categories, "category_id": category_id, "query": query,
+        "page": page, "groups": _service_groups(list(page.object_list), _customer(request)),
+        "categories": categories_for_sale(), "category_id": category_id, "query": query,
         "page_query": _query_without_page(request),
     }
     template = "orders/customer/_services_list.html" if _partial(request) else \
@@ -198,9 +271,12 @@ def _search_orders(orders: QuerySet[Order], query: str) -> QuerySet[Order]:
 @login_required
 def orders(request: HttpRequest) -> HttpResponse:
     mine = Order.objects.for_customer(_customer(request).pk)
-    counts = mine.aggregate(all=Count("pk"), **{
-        slug: Count("pk", filter=Q(status__in=internal_statuses(shown)))
-        for slug, shown, _label in STATUS_TABS})
+    # One grouped count (an index-only scan of order_customer_status_idx) serves the tabs
+    # and, unless a search narrows the list, the pager too.
+    by_status = dict(mine.order_by().values_list("status").annotate(n=Count("pk")))
+    counts = {slug: sum(by_status.get(s, 0) for s in internal_statuses(shown))
+              for slug, shown, _label in STATUS_TABS}
+    counts[""] = sum(by_status.values())
     slugs = {slug: shown for slug, shown, _label in STATUS_TABS}
     current = request.GET.get("status", "")
     current = current if current in slugs else ""
@@ -210,11 +286,12 @@ def orders(request: HttpRequest) -> HttpResponse:
         listed = listed.filter(status__in=internal_statuses(slugs[current]))
     if query:
         listed = _search_orders(listed, query)
-    page = _page(request, listed)
-    tabs = [{"slug": "", "label": _("All"), "count": counts["all"]}] + [
+    page = _page(request, listed, count=None if query else counts[current])
+    list_url = reverse("orders")  # an order's page is its id under it: /orders/<id>/
+    tabs = [{"slug": "", "label": _("All"), "count": counts[""]}] + [
         {"slug": slug, "label": label, "count": counts[slug]} for slug, _s, label in STATUS_TABS]
     context = {
-        "page": page, "rows": [_order_row(o) for o in page.object_list], "tabs": tabs,
+        "page": page, "rows": [_order_row(o, list_url) for o in page.object_list], "tabs": tabs,
         "current": current, "query": query, "page_query": _query_without_page(request),
     }
     template = "orders/customer/_orders_list.html" if _partial(request) else \
@@ -222,11 +299,19 @@ def orders(request: HttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
-def _order_row(order: Order) -> dict[str, Any]:
+def _order_row(order: Order, list_url: str) -> dict[str, Any]:
+    """What one row of the orders table shows, worked out here rather than by template tags
+    per cell: the page lists 25 rows and the template's per-node cost dominates it."""
     shown = order.to_api_dict("")
+    created = timezone.localtime(order.created_at)
     # Subscriptions have no link: the account they follow stands in for it.
-    return {"order": order, "charge": order.charge - order.refunded,
-            "target": order.link or order.params.get("username", ""),
+    # Counts as text: whole numbers read the same in every locale without a thousands
+    # separator (USE_THOUSAND_SEPARATOR is off), and skip the template's number formatting.
+    return {"pk": str(order.pk), "url": f"{list_url}{order.pk}/",
+            "iso": created.isoformat(), "date": created.strftime("%Y-%m-%d %H:%M"),
+            "target": order.link or order.params.get("username", "") or "—",
+            "charge": order.charge - order.refunded, "start_count": str(order.start_count or 0),
+            "quantity": str(order.charged_units), "service": order.service.name,
             "remains": shown["remains"], "badge": status_badge(order.customer_status)}
 
 
@@ -355,7 +440,8 @@ def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
     cancel_block = cancels.cancel_obstacle(order)
     runs = list(order.runs_set.order_by("run_number")) if order.runs else []
     context = {
-        "order": order, "row": _order_row(order), "history": customer_history(order, events),
+        "order": order, "row": _order_row(order, reverse("orders")),
+        "history": customer_history(order, events),
         "refills": [{"refill": r, "badge": status_badge(r.customer_status)}
                     for r in order_refills],
         "can_refill": not refill_block, "refill_reason": refill_reason(order, refill_block),

@@ -19,7 +19,7 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.db import IntegrityError, transaction
-from django.db.models import Case, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
+from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
@@ -28,10 +28,10 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from orders import pricing
 from orders.errors import BAD_REQUEST, INCORRECT_SERVICE, NOT_ENOUGH_FUNDS, Refusal
-from orders.models import Category, CustomRate, FormSubmission, Order, Service
+from orders.models import CustomRate, FormSubmission, Order, Service
 from orders.params import DATE, NUMBER, TYPE_SPECS, TypeField, TypeSpec, parse_id
 from orders.placing import Quote, place_mass_order, place_order, quote
-from orders.views.history import average_times, duration_text
+from orders.views.history import average_times, categories_for_sale, duration_text
 from panel import views as panel_views
 from panel.models import User
 
@@ -83,11 +83,6 @@ class PricedService:
 def _priced(user: User, services: list[Service]) -> list[PricedService]:
     rates = _custom_rates(user, [s.pk for s in services])
     return [PricedService(s, pricing.customer_rate(s, user, rates)) for s in services]
-
-
-def _categories() -> QuerySet[Category]:
-    return Category.objects.filter(
-        Exists(Service.objects.filter(category=OuterRef("pk"), enabled=True)))
 
 
 def search_services(query: str, category_id: int | None) -> QuerySet[Service]:
@@ -240,7 +235,7 @@ def _page(request: HttpRequest, user: User, service: Service | None, *,
         _remember_category(request, category_id)
     query = request.GET.get("q", "").strip()[:100]
     context = {
-        "categories": list(_categories()),
+        "categories": categories_for_sale(),
         "category_id": category_id,
         "query": query,
         "search": _search(user, query, category_id) if service is None else None,
