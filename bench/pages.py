@@ -70,7 +70,8 @@ def _queries(client, url: str) -> tuple[int, int]:
 def _measure(client, url: str, floor_url: str) -> tuple[float, float]:
     """Median milliseconds of the page and of its floor over REQUESTS each, asked for in
     turn, so that whatever else the machine does slows both alike."""
-    page, floor = [], []
+    page: list[float] = []
+    floor: list[float] = []
     for _ in range(REQUESTS):
         for times, address in ((page, url), (floor, floor_url)):
             started = time.perf_counter()
