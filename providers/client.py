@@ -40,6 +40,10 @@ logger = logging.getLogger("providers.client")
 MAX_IDS_PER_REQUEST = 100  # the protocol's limit for `orders` / `refills`
 MAX_REPLY_BYTES = 16 * 1024 * 1024  # a big catalog is a few MB; more is an upstream gone wrong
 SNIPPET_CHARS = 160  # how much of an odd reply goes into an error message
+# Calls that change nothing upstream: a reply to them may be read leniently (see
+# `_trailing_json`), since misreading one can never buy anything.
+READ_ONLY_ACTIONS = frozenset({"services", "status", "refill_status", "balance"})
+MAX_JSON_STARTS = 1000  # places in an HTML prefix where the trailing JSON may begin
 
 T = TypeVar("T")
 AddParam = str | int | Sequence[str] | None
@@ -421,6 +425,31 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number")
 
 
+_JSON_DECODER = json.JSONDecoder(parse_float=str, parse_constant=_refuse_constant)
+# Where a JSON value may begin after an HTML prefix: right after a tag's closing ">".
+_AFTER_TAG = re.compile(r">\s*([\[{])")
+
+
+def _trailing_json(body: bytes) -> Any:
+    """The JSON value that ends a body whose beginning is HTML: a PHP panel in development
+    mode prints pages of warnings before every reply. The value must start right after an
+    HTML tag and run to the very end, so the tail of a truncated or garbled JSON reply (which
+    never follows a tag) is not mistaken for a whole reply. _Malformed when there is none."""
+    text = body.decode("utf-8", "replace").rstrip()
+    if not text.endswith(("}", "]")):
+        raise _Malformed("reply is not JSON, nor HTML ending in JSON")
+    for number, match in enumerate(_AFTER_TAG.finditer(text)):
+        if number >= MAX_JSON_STARTS:
+            break
+        try:
+            value, end = _JSON_DECODER.raw_decode(text, match.start(1))
+        except (ValueError, RecursionError):
+            continue
+        if end == len(text):
+            return value
+    raise _Malformed("reply is not JSON, nor HTML ending in JSON")
+
+
 def _to_decimal(value: Any) -> Decimal | None:
     """A number sent as a number or a string; None for null or ""."""
     if value is None or (isinstance(value, str) and not value.strip()):
@@ -690,13 +719,28 @@ def _decode(action: str, http_status: int, body: bytes, location: str) -> Any:
         if http_status >= 400:
             # A 4xx page (forbidden, rate limited, not found) refuses the request unprocessed.
             raise _transport(f"HTTP {http_status}: {_snippet(body)}", definite=True) from None
-        raise _bad_reply(f"{exc}: {_snippet(body)}") from None
+        reply = _lenient_reply(action, body, exc)
     if action == "add" and _error_text(reply) and reply.get("order"):
         # An error *and* an order id: the order may exist.
         raise _bad_reply(f"error with an order id: {_snippet(reply)}")
     _raise_for_error(reply)
     if http_status >= 400:
         raise _transport(f"HTTP {http_status}: {_snippet(reply)}", definite=True)
+    return reply
+
+
+def _lenient_reply(action: str, body: bytes, exc: _Malformed) -> Any:
+    """A read-only call's JSON found after an HTML prefix; anything else stays garbage. An
+    `add`, `refill` or `cancel` answered that way keeps its unknown outcome: whatever the
+    JSON at the end says, the page before it shows the upstream did not run as it should."""
+    if action not in READ_ONLY_ACTIONS:
+        raise _bad_reply(f"{exc}: {_snippet(body)}")
+    try:
+        reply = _trailing_json(body)
+    except _Malformed:
+        raise _bad_reply(f"{exc}: {_snippet(body)}") from None
+    logger.warning("action=%s reply of %d bytes began with HTML; read the JSON at its end",
+                   action, len(body))
     return reply
 
 

@@ -97,6 +97,17 @@ MAINTENANCE_PAGE = b"""<!DOCTYPE html>
 <hr><p><small>Ray ID: 7c1a2b3d4e5f6a7b &bull; Performance &amp; security by Cloudflare</small></p>
 </body></html>
 """
+# What a PHP panel in development mode prints before its JSON (`html_prefix` quirk): the
+# warnings also stop it from setting its JSON content type, so the reply goes out as HTML.
+PHP_WARNINGS = (
+    b"<br />\n<b>Deprecated</b>:  Creation of dynamic property Api::$db is deprecated in "
+    b"<b>/var/www/panel/app/Api.php</b> on line <b>41</b><br />\n"
+    b"<br />\n<b>Warning</b>:  Undefined array key \"runs\" in "
+    b"<b>/var/www/panel/app/Api.php</b> on line <b>118</b><br />\n"
+    b"<br />\n<b>Warning</b>:  Cannot modify header information - headers already sent by "
+    b"(output started at /var/www/panel/app/Api.php:41) in "
+    b"<b>/var/www/panel/app/Api.php</b> on line <b>203</b><br />\n"
+) * 30  # pages of them: the same three warnings for every loop the script runs
 GARBAGE = b"\x1f\x8b\x08\x00\xff\xfe<?php \x00\x13 Notice: Undefined index\xc3\x28\x9d{\"ord"
 
 
@@ -582,6 +593,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _send_reply(self, reply: Any) -> None:
+        if self.server.sandbox.has_quirk("html_prefix"):
+            self._send(200, PHP_WARNINGS + _encode(reply), "text/html; charset=UTF-8")
+            return
         self._send(200, _encode(reply))
 
     def _drop(self) -> None:
