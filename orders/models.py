@@ -139,6 +139,13 @@ class Route(models.Model):
     provider_service = models.ForeignKey(ProviderService, on_delete=models.PROTECT,
                                          related_name="routes")
     priority = models.PositiveIntegerField(default=0)
+    # Set when the upstream refused an order's drip-feed parameters although its catalog
+    # says it drip-feeds (its own rules on intervals, say): the panel then runs drip-feeds
+    # through this route itself. An admin clears both to let the upstream try again.
+    dripfeed_refused_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When the upstream refused a drip-feed; empty: it is sent upstream.")
+    dripfeed_refusal = models.TextField(blank=True)
 
     class Meta:
         ordering = ["priority", "id"]
@@ -156,6 +163,19 @@ class Route(models.Model):
 
     def is_usable(self) -> bool:
         return self.provider_service.offered and self.provider.buying
+
+    @property
+    def upstream_dripfeeds(self) -> bool:
+        """Whether a drip-feed goes upstream as runs/interval (else the panel runs it)."""
+        return self.provider_service.dripfeed and self.dripfeed_refused_at is None
+
+    def refuse_dripfeed(self, reason: str) -> bool:
+        """Remember that the upstream refused drip-feed parameters; True the first time."""
+        now = timezone.now()
+        refused = Route.objects.filter(pk=self.pk, dripfeed_refused_at__isnull=True).update(
+            dripfeed_refused_at=now, dripfeed_refusal=reason)
+        self.dripfeed_refused_at, self.dripfeed_refusal = now, reason
+        return bool(refused)
 
     def cost_rate(self) -> Decimal:
         """The upstream's price per 1000 in the panel's currency."""

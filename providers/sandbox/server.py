@@ -8,7 +8,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from email.parser import BytesParser
@@ -86,6 +86,9 @@ QUIRK_NAMES: tuple[str, ...] = (
     "literal_newlines",    # lists split on a literal backslash-n, not on real newlines
     "html_prefix",         # pages of PHP warnings before every JSON reply
 )
+# `dripfeed_rules`: the drip-feed intervals (minutes) that upstream accepts, and its refusal.
+DRIPFEED_RULE_INTERVALS = frozenset(range(10, 61, 10))
+DRIPFEED_RULE_REFUSAL = "Request Invalid"
 LIST_PARAMS = {"status": "orders", "refill": "orders", "refill_status": "refills",
                "cancel": "orders"}
 
@@ -384,6 +387,8 @@ class Api:
             return _error(BAD_SERVICE)
         try:
             new = build_order(service, params, now)
+            if "dripfeed_rules" in self.quirks:
+                new = _dripfeed_rules(new)
         except AddRefused as refused:
             return _error(str(refused))
         outcome = self.store.create_order(key, new, now)
@@ -457,6 +462,16 @@ class Api:
             replies.append({"order": _id_value(raw),
                             "cancel": 1 if refused is None else _error(refused)})
         return replies
+
+
+def _dripfeed_rules(new: NewOrder) -> NewOrder:
+    """The `dripfeed_rules` quirk: intervals of 10, 20 … 60 minutes only, and a drip-feed is
+    charged for one run although all of them are delivered."""
+    if new.runs <= 1:
+        return new
+    if new.interval not in DRIPFEED_RULE_INTERVALS:
+        raise AddRefused(DRIPFEED_RULE_REFUSAL)
+    return replace(new, charge=_charge(new.service, new.quantity // new.runs))
 
 
 def _loggable(params: Mapping[str, str]) -> dict[str, str]:
