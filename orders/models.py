@@ -3,7 +3,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -222,18 +222,23 @@ class ClaimQuerySet(models.QuerySet[_Row]):
         return rows
 
 
-def provider_batches(rows: Sequence[tuple[Any, ...]], size: int = BATCH
+def provider_batches(rows: Sequence[tuple[Any, ...]],
+                     size: int | Callable[[Provider], int] = BATCH
                      ) -> Iterator[tuple[Provider, list[tuple[Any, ...]]]]:
-    """Claimed rows of (pk, provider_id, …) grouped by provider, in chunks of `size`, with
-    the providers looked up once for the whole sweep. Rows without a provider are skipped."""
+    """Claimed rows of (pk, provider_id, …) grouped by provider, in chunks of `size` (or of
+    `size(provider)`, asked afresh for each chunk), with the providers looked up once for the
+    whole sweep. Rows without a provider are skipped."""
     by_provider: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
     for row in rows:
         if row[1] is not None:
             by_provider[row[1]].append(row)
     providers = Provider.objects.in_bulk(list(by_provider))
     for provider_id, items in by_provider.items():
-        for start in range(0, len(items), size):
-            yield providers[provider_id], items[start:start + size]
+        provider, start = providers[provider_id], 0
+        while start < len(items):
+            step = max(1, size(provider) if callable(size) else size)
+            yield provider, items[start:start + step]
+            start += step
 
 
 def new_claim_token() -> uuid.UUID:

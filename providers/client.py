@@ -32,7 +32,12 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    NameResolutionError,
+    NewConnectionError,
+    ReadTimeoutError,
+)
 from urllib3.util.connection import allowed_gai_family
 
 logger = logging.getLogger("providers.client")
@@ -83,12 +88,18 @@ class ProviderError(Exception):
     the upstream answered with an error); False when the request may have been acted on.
     """
 
-    def __init__(self, kind: ErrorKind, message: str, *, definite: bool, action: str = "") -> None:
+    def __init__(
+        self, kind: ErrorKind, message: str, *, definite: bool, action: str = "",
+        timed_out: bool = False,
+    ) -> None:
         super().__init__(kind, message)
         self.kind = kind
         self.message = message
         self.definite = definite
         self.action = action
+        # The upstream took longer than the read timeout to answer (a slow, not a broken,
+        # upstream): callers asking about many ids at once ask about fewer next time.
+        self.timed_out = timed_out
 
     @property
     def temporary(self) -> bool:
@@ -102,7 +113,8 @@ class ProviderError(Exception):
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Keyword-only arguments need help to survive pickling (Celery results, multiprocessing).
-        rebuild = functools.partial(ProviderError, definite=self.definite, action=self.action)
+        rebuild = functools.partial(ProviderError, definite=self.definite, action=self.action,
+                                    timed_out=self.timed_out)
         return (rebuild, (self.kind, self.message))
 
 
@@ -762,6 +774,14 @@ def _failed_before_sending(exc: requests.RequestException) -> bool:
     return any(isinstance(cause, not_sent) for cause in _causes(exc))
 
 
+def _read_timed_out(exc: requests.RequestException) -> bool:
+    """The request went out and no reply came within the read timeout (requests raises
+    ReadTimeout waiting for the headers, ConnectionError around urllib3's ReadTimeoutError
+    while streaming the body)."""
+    return any(isinstance(cause, requests.ReadTimeout | ReadTimeoutError)
+               for cause in _causes(exc))
+
+
 def _causes(exc: BaseException) -> Iterator[BaseException]:
     """exc and what it wraps: requests and urllib3 nest errors in args, `.reason` and causes."""
     pending, seen = [exc], set()
@@ -964,7 +984,10 @@ class Client:
                 return self._exchange(action, params, read, ids=ids, attempt=attempt)
             except ProviderError as err:
                 # An {"error"} reply is an answer, and an unsafe URL stays unsafe: no retry.
-                retryable = err.kind in (ErrorKind.TRANSPORT, ErrorKind.BAD_REPLY)
+                # Nor is a list of ids that timed out asked again as it is: an upstream that
+                # slows down with the list's size would time out again; the caller shrinks it.
+                retryable = err.kind in (ErrorKind.TRANSPORT, ErrorKind.BAD_REPLY) and not (
+                    err.timed_out and (ids or 0) > 1)
                 if attempt == attempts or not retryable:
                     raise
             time.sleep(self.retry_backoff * 2 ** (attempt - 1))
@@ -1003,7 +1026,9 @@ class Client:
                 return response.status_code, body, response.headers.get("Location", "")
         except requests.RequestException as exc:
             message = f"{exc.__class__.__name__}: {exc}"
-            raise _transport(message, definite=_failed_before_sending(exc)) from None
+            error = _transport(message, definite=_failed_before_sending(exc))
+            error.timed_out = _read_timed_out(exc)
+            raise error from None
         except ProviderError:
             raise  # refused by the pinned connection: nothing was sent
         except Exception as exc:
@@ -1020,7 +1045,9 @@ class Client:
             if size > MAX_REPLY_BYTES:
                 raise _bad_reply(f"reply larger than {MAX_REPLY_BYTES} bytes")
             if time.monotonic() > deadline:
-                raise _transport("reply took too long to arrive", definite=False)
+                error = _transport("reply took too long to arrive", definite=False)
+                error.timed_out = True
+                raise error
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -1030,7 +1057,8 @@ class Client:
         """The error as callers see it: key scrubbed, action named."""
         err = _bad_reply(str(exc)) if isinstance(exc, _Malformed) else exc
         message = self._scrub(err.message)
-        return ProviderError(err.kind, message, definite=err.definite, action=action)
+        return ProviderError(err.kind, message, definite=err.definite, action=action,
+                             timed_out=err.timed_out)
 
     def _scrub(self, text: str) -> str:
         if not self._key:

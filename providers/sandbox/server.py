@@ -86,6 +86,9 @@ QUIRK_NAMES: tuple[str, ...] = (
     "literal_newlines",    # lists split on a literal backslash-n, not on real newlines
     "html_prefix",         # pages of PHP warnings before every JSON reply
 )
+# `slow_multi_status`: seconds a multi-id status takes per id it names (a panel that scans
+# its orders table once per id); set per test with SandboxServer.set_status_delay.
+DEFAULT_STATUS_DELAY_PER_ID = 0.01
 # `dripfeed_rules`: the drip-feed intervals (minutes) that upstream accepts, and its refusal.
 DRIPFEED_RULE_INTERVALS = frozenset(range(10, 61, 10))
 DRIPFEED_RULE_REFUSAL = "Request Invalid"
@@ -331,6 +334,7 @@ class Api:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.quirks: set[str] = set()
+        self.status_delay_per_id = DEFAULT_STATUS_DELAY_PER_ID
         self._actions: dict[str, Callable[[str, Mapping[str, str], float], Any]] = {
             "services": lambda key, params, now: self.store.services_json(),
             "balance": self._balance,
@@ -621,6 +625,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _api(self, params: dict[str, str]) -> None:
         sandbox = self.server.sandbox
+        if sandbox.has_quirk("slow_multi_status"):
+            self._slow_multi_status(params)
         fault = sandbox.faults.take(params.get("key", ""), params.get("action", ""))
         if fault is None:
             self._send_reply(sandbox.api.handle(params))
@@ -650,6 +656,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         else:
             self._send(200, reply)
+
+    def _slow_multi_status(self, params: dict[str, str]) -> None:
+        """The `slow_multi_status` quirk: a status naming many ids answers that much later."""
+        ids = _parse_ids(params.get("orders", "")) if params.get("action") == "status" else None
+        if ids:
+            sandbox = self.server.sandbox
+            sandbox.sleep(sandbox.api.status_delay_per_id * len(ids))
 
     def _unprocessed_fault(self, fault: Fault) -> None:
         if fault.name == "timeout_before":
@@ -849,6 +862,10 @@ class SandboxServer:
             raise ValueError(f"unknown quirk {name!r}")
         (self.api.quirks.add if on else self.api.quirks.discard)(name)
 
+    def set_status_delay(self, seconds_per_id: float) -> None:
+        """How long a multi-id status takes per id under the `slow_multi_status` quirk."""
+        self.api.status_delay_per_id = max(0.0, float(seconds_per_id))
+
     def clear_quirks(self) -> None:
         self.api.quirks.clear()
 
@@ -933,6 +950,8 @@ class SandboxServer:
 
     def _control_set_quirk(self, query: dict[str, str], data: dict[str, Any]) -> Any:
         self.set_quirk(str(data["quirk"]), on=bool(data.get("on", True)))
+        if data.get("per_id") is not None:  # slow_multi_status: seconds per id
+            self.set_status_delay(float(data["per_id"]))
         return {"ok": True, "quirks": sorted(self.api.quirks)}
 
     def _control_clear_quirks(self, query: dict[str, str], data: dict[str, Any]) -> Any:
