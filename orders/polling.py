@@ -162,6 +162,7 @@ def apply_replies(chunk: list[tuple[int, int]],
     updates: list[tuple[Order, dict[str, Any]]] = []
     finishing = []
     failed: dict[str, list[Order]] = defaultdict(list)
+    shortfalls: list[tuple[Order, str]] = []
     for pk, upstream_id in chunk:
         order, reply = orders.get(pk), replies.get(upstream_id)
         if order is None or order.status not in Order.POLLED:
@@ -174,6 +175,8 @@ def apply_replies(chunk: list[tuple[int, int]],
             log.info("order %s: upstream says %s", pk, message)
             continue
         fields = order.fields_from_reply(reply, now, _next_check(order, now))
+        if shortfall := order.new_upstream_shortfall(fields):
+            shortfalls.append((order, shortfall))
         if _settles_alone(order, fields["status"]):
             finishing.append((order, fields, reply.remains is not None))
         else:
@@ -184,6 +187,7 @@ def apply_replies(chunk: list[tuple[int, int]],
     _clear_poll_errors([o for o, f in updates if "status" in f] + [o for o, _, _ in finishing])
     for order, fields, remains_known in finishing:
         changed += order.finish(fields, remains_known=remains_known)
+    Order.flag_shortfalls(shortfalls)
     return changed
 
 
@@ -253,7 +257,7 @@ def _next_check(order: Order, now: datetime) -> datetime:
 
 _BULK_COLUMNS = ("status", "checks", "start_count", "remains", "upstream_charge",
                  "upstream_currency", "last_progress_at", "next_check_at", "finished_at",
-                 "cost_difference")
+                 "cost_difference", "upstream_quantity")
 
 
 def _bulk_compare_and_set(updates: list[tuple[Order, dict[str, Any]]]) -> int:
@@ -270,7 +274,7 @@ def _bulk_compare_and_set(updates: list[tuple[Order, dict[str, Any]]]) -> int:
         params.extend(values)
     table = Order._meta.db_table
     casts = ("bigint", "varchar", "varchar", "integer", "bigint", "bigint", "numeric",
-             "varchar", "timestamptz", "timestamptz", "timestamptz", "numeric")
+             "varchar", "timestamptz", "timestamptz", "timestamptz", "numeric", "bigint")
     names = ("id", "expected", *_BULK_COLUMNS)
     first_row = "(" + ", ".join(f"%s::{c}" for c in casts) + ")"
     values_sql = ", ".join([first_row, *rows[1:]])

@@ -157,6 +157,9 @@ class OrderStatus:
     start_count: int | None
     remains: int | None  # None: upstream said "Unknown" or nothing; never negative
     currency: str | None
+    # Not in the protocol, but some upstreams say how many units they took the order for
+    # (a list they split differently counts fewer): None when it does not say.
+    quantity: int | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def clamped_remains(self, quantity: int) -> int | None:
@@ -564,6 +567,7 @@ def _order_status(item: Any) -> OrderStatus:
         start_count=_lenient(_to_int, item.get("start_count")),
         remains=_remains(item.get("remains")),
         currency=_text(item.get("currency")) or None,
+        quantity=_lenient(_to_int, item.get("quantity")),
         raw=dict(item),
     )
 

@@ -62,6 +62,13 @@ class Provider(models.Model):
     status_timed_out_at = models.DateTimeField(
         "last status request timed out", null=True, blank=True, editable=False)
 
+    # Orders whose upstream charge (or count) came back far below what the panel bought them
+    # for (orders flag them): an upstream splitting lists its own way shows on its first.
+    cost_mismatches = models.PositiveIntegerField("cost mismatches found", default=0,
+                                                  editable=False)
+    last_cost_mismatch = models.TextField(blank=True, editable=False)
+    last_cost_mismatch_at = models.DateTimeField(null=True, blank=True, editable=False)
+
     last_sync_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_sync_ok = models.BooleanField(null=True, editable=False)
     last_sync_message = models.TextField(blank=True, editable=False)

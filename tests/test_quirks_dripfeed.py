@@ -130,6 +130,11 @@ def test_one_run_charged_for_a_whole_drip_feed_shows_in_the_cost_cross_check(
     assert parent.cost_difference == quantize_money(parent.upstream_charge) - parent.cost
     assert parent.cost_difference < 0
     assert parent.upstream_charge * 3 == pytest.approx(parent.cost, abs=Decimal("0.00002"))
+    # Far below the cost snapshot: flagged for staff on the first status, and counted.
+    assert parent.flagged_at is not None and "against a cost of" in parent.flag_reason
+    catalog = parent.provider
+    catalog.refresh_from_db()
+    assert catalog.cost_mismatches == 1 and str(parent) in catalog.last_cost_mismatch
 
 
 def test_an_error_about_something_else_still_fails_the_order(sandbox, dripfed, alice):

@@ -390,7 +390,10 @@ class Api:
         if service is None:
             return _error(BAD_SERVICE)
         try:
-            new = build_order(service, params, now)
+            if "literal_newlines" in self.quirks:
+                new = _literal_newlines(service, params, now)
+            else:
+                new = build_order(service, params, now)
             if "dripfeed_rules" in self.quirks:
                 new = _dripfeed_rules(new)
         except AddRefused as refused:
@@ -476,6 +479,17 @@ def _dripfeed_rules(new: NewOrder) -> NewOrder:
     if new.interval not in DRIPFEED_RULE_INTERVALS:
         raise AddRefused(DRIPFEED_RULE_REFUSAL)
     return replace(new, charge=_charge(new.service, new.quantity // new.runs))
+
+
+def _literal_newlines(service: Service, params: Mapping[str, str], now: float) -> NewOrder:
+    """The `literal_newlines` quirk: lists are split on a literal backslash-n (the two
+    characters), so lines sent with real newlines are one item to it, validated and charged
+    as one. The order keeps the parameters as they were sent."""
+    lists = TYPE_PARAMS.get(service.kind, TYPE_PARAMS["Default"])[2]
+    as_split = {name: value.replace("\r\n", "\n").replace("\n", " ").replace("\\n", "\n")
+                if name in lists else value for name, value in params.items()}
+    new = build_order(service, as_split, now)
+    return replace(new, params={k: v for k, v in params.items() if k not in ("key", "action")})
 
 
 def _loggable(params: Mapping[str, str]) -> dict[str, str]:
