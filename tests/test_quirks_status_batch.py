@@ -51,6 +51,24 @@ def slow_upstream(sandbox, settings):
     sandbox.set_status_delay(0.03)  # 100 ids: 3 s; 10 ids: 0.3 s
 
 
+def test_the_sandbox_answers_a_long_status_list_later(sandbox):
+    import time
+
+    import requests
+
+    requests.post(f"{sandbox.control_url}/quirk", timeout=5,
+                  json={"quirk": "slow_multi_status", "per_id": 0.05}).raise_for_status()
+
+    def took(**ids: str) -> float:
+        started = time.monotonic()
+        requests.post(sandbox.url, timeout=5,
+                      data={"key": sandbox.key, "action": "status", **ids}).raise_for_status()
+        return time.monotonic() - started
+
+    assert took(orders=",".join(str(10001 + i) for i in range(20))) >= 1.0
+    assert took(order="10001") < 0.5  # one id, the single form: no list to scan
+
+
 def _sweep(provider: Provider) -> tuple[polling.PollStats, int]:
     Order.objects.filter(status__in=Order.POLLED).update(
         next_check_at=timezone.now() - timedelta(seconds=1))
