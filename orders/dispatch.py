@@ -117,6 +117,7 @@ def send_claimed(order_id: int, token: uuid.UUID) -> None:
         _split_into_runs(order, token)
         return
     put_off: dict[int, str] = {}  # routes that said "not now", skipped for this send only
+    dripfeed_refused = False
     while (route := _next_route(order, put_off)) is not None:
         result = _buy(order, route, token)
         if result is None:
@@ -130,13 +131,31 @@ def send_claimed(order_id: int, token: uuid.UUID) -> None:
         if result.temporary:
             put_off[route.pk] = _put_off_route(order, route, result)
         else:
+            dripfeed_refused |= _refused_dripfeed(order, route, result)
             _record_failed_route(order, route, result)
         if not _end_flight(order, token):
             return
     if put_off:
         _defer(order, token, "; ".join(put_off.values()))
+    elif dripfeed_refused:
+        _split_into_runs(order, token)  # nothing was bought: the panel runs the drip-feed
     else:
         _fail(order, order.error or "no provider could take this order")
+
+
+def _refused_dripfeed(order: Order, route: Route, exc: ProviderError) -> bool:
+    """An upstream whose catalog says it drip-feeds may still refuse runs/interval with a
+    definite error in its own words ("Request Invalid" for an interval it does not allow).
+    Errors that name another cause (link, key, service, quantity) are not about drip-feed.
+    The route is remembered as one the panel drip-feeds itself, and this order is run here."""
+    if not (order.runs and order.parent_id is None) or exc.kind != ErrorKind.OTHER:
+        return False
+    reason = f"refused runs={order.runs} interval={order.interval}: {exc.message}"
+    if route.refuse_dripfeed(reason):
+        log.warning("route %s: %s; drip-feeds through it are run by the panel", route.pk,
+                    reason)
+    order.log("dripfeed_refused", f"{route.provider} {reason}; the panel runs the drip-feed")
+    return True
 
 
 def _buy(order: Order, route: Route, token: uuid.UUID) -> int | ProviderError | None:
@@ -204,7 +223,7 @@ def _unfit(order: Order, route: Route) -> str:
     if not flat and not upstream.min_quantity <= order.quantity <= upstream.max_quantity:
         bounds = f"{upstream.min_quantity}-{upstream.max_quantity}"
         return f"quantity outside {route.provider}'s {bounds}"
-    if order.runs and order.parent_id is None and not upstream.dripfeed:
+    if order.runs and order.parent_id is None and not route.upstream_dripfeeds:
         return f"{route.provider} does not drip-feed service {upstream.upstream_id}"
     cost = charge_for(route.cost_rate(), order.charged_units, order.service.type)
     if cost > order.charge:  # a drip-feed run's charge is its share of the parent's
@@ -213,7 +232,7 @@ def _unfit(order: Order, route: Route) -> str:
 
 
 def _upstream_dripfeed_routes(order: Order) -> list[Route]:
-    return [r for r in _candidate_routes(order) if r.provider_service.dripfeed]
+    return [r for r in _candidate_routes(order) if r.upstream_dripfeeds]
 
 
 def _upstream_params(order: Order) -> dict[str, str]:
@@ -327,7 +346,8 @@ def _split_into_runs(order: Order, token: uuid.UUID) -> None:
     with transaction.atomic():
         if not Order.objects.filter(pk=order.pk, status=Order.Status.SUBMITTING,
                                     claim_token=token).update(
-                status=Order.Status.IN_PROGRESS, last_progress_at=now, claim_token=None):
+                status=Order.Status.IN_PROGRESS, last_progress_at=now, claim_token=None,
+                error=""):
             return
         runs = Order.objects.bulk_create(
             Order(user_id=order.user_id, service_id=order.service_id, parent=order,

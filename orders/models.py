@@ -3,7 +3,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -139,6 +139,13 @@ class Route(models.Model):
     provider_service = models.ForeignKey(ProviderService, on_delete=models.PROTECT,
                                          related_name="routes")
     priority = models.PositiveIntegerField(default=0)
+    # Set when the upstream refused an order's drip-feed parameters although its catalog
+    # says it drip-feeds (its own rules on intervals, say): the panel then runs drip-feeds
+    # through this route itself. An admin clears both to let the upstream try again.
+    dripfeed_refused_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When the upstream refused a drip-feed; empty: it is sent upstream.")
+    dripfeed_refusal = models.TextField(blank=True)
 
     class Meta:
         ordering = ["priority", "id"]
@@ -156,6 +163,19 @@ class Route(models.Model):
 
     def is_usable(self) -> bool:
         return self.provider_service.offered and self.provider.buying
+
+    @property
+    def upstream_dripfeeds(self) -> bool:
+        """Whether a drip-feed goes upstream as runs/interval (else the panel runs it)."""
+        return self.provider_service.dripfeed and self.dripfeed_refused_at is None
+
+    def refuse_dripfeed(self, reason: str) -> bool:
+        """Remember that the upstream refused drip-feed parameters; True the first time."""
+        now = timezone.now()
+        refused = Route.objects.filter(pk=self.pk, dripfeed_refused_at__isnull=True).update(
+            dripfeed_refused_at=now, dripfeed_refusal=reason)
+        self.dripfeed_refused_at, self.dripfeed_refusal = now, reason
+        return bool(refused)
 
     def cost_rate(self) -> Decimal:
         """The upstream's price per 1000 in the panel's currency."""
@@ -202,18 +222,23 @@ class ClaimQuerySet(models.QuerySet[_Row]):
         return rows
 
 
-def provider_batches(rows: Sequence[tuple[Any, ...]], size: int = BATCH
+def provider_batches(rows: Sequence[tuple[Any, ...]],
+                     size: int | Callable[[Provider], int] = BATCH
                      ) -> Iterator[tuple[Provider, list[tuple[Any, ...]]]]:
-    """Claimed rows of (pk, provider_id, …) grouped by provider, in chunks of `size`, with
-    the providers looked up once for the whole sweep. Rows without a provider are skipped."""
+    """Claimed rows of (pk, provider_id, …) grouped by provider, in chunks of `size` (or of
+    `size(provider)`, asked afresh for each chunk), with the providers looked up once for the
+    whole sweep. Rows without a provider are skipped."""
     by_provider: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
     for row in rows:
         if row[1] is not None:
             by_provider[row[1]].append(row)
     providers = Provider.objects.in_bulk(list(by_provider))
     for provider_id, items in by_provider.items():
-        for start in range(0, len(items), size):
-            yield providers[provider_id], items[start:start + size]
+        provider, start = providers[provider_id], 0
+        while start < len(items):
+            step = max(1, size(provider) if callable(size) else size)
+            yield provider, items[start:start + step]
+            start += step
 
 
 def new_claim_token() -> uuid.UUID:
@@ -304,6 +329,8 @@ class Order(models.Model):
         help_text="The upstream's charge in the panel's currency minus the expected cost: "
                   "what the margin really was. Empty until the upstream reports a charge in "
                   "the provider's currency.")
+    # How many units the upstream says it took the order for, where its status tells.
+    upstream_quantity = models.BigIntegerField(null=True, blank=True)
     start_count = models.BigIntegerField(null=True, blank=True)
     remains = models.BigIntegerField(null=True, blank=True)
 
@@ -449,6 +476,8 @@ class Order(models.Model):
             "upstream_charge": reply.charge if reply.charge is not None
             else self.upstream_charge,
             "upstream_currency": (reply.currency or self.upstream_currency)[:3],
+            "upstream_quantity": reply.quantity if reply.quantity is not None
+            else self.upstream_quantity,
             "cost_difference": self._cost_difference(reply),
         }
         if status != self.status or fields["remains"] != self.remains:
@@ -470,6 +499,62 @@ class Order(models.Model):
         # A drip-feed run the panel runs has its own share of the parent's cost as its snapshot.
         return quantize_money(provider.to_panel_currency(reply.charge)) - self.cost
 
+    def upstream_shortfall(self, cost_difference: Decimal | None,
+                           upstream_quantity: int | None) -> str:
+        """Why the upstream's charge or count is far below what this order was bought for
+        ("" when it is not): below UPSTREAM_CHARGE_FLAG_PERCENT of the cost snapshot, or of
+        the units ordered. An upstream that splits a list its own way, or charges one run of
+        a drip-feed, has then taken less than the customer paid for."""
+        share = Decimal(settings.UPSTREAM_CHARGE_FLAG_PERCENT) / 100
+        # Many upstreams charge a subscription post by post, so its charge starts low.
+        charged_up_front = self.service.type != ServiceType.SUBSCRIPTIONS
+        if cost_difference is not None and self.cost > 0 and charged_up_front:
+            charged = self.cost + cost_difference
+            if charged < self.cost * share:
+                return (f"the upstream charged {format_money(charged)} for it, against a cost "
+                        f"of {format_money(self.cost)}: it may deliver less than was sold")
+        units = self.refund_units()
+        if upstream_quantity is not None and units and upstream_quantity < units * share:
+            return (f"the upstream took it for {upstream_quantity} of the {units} units sold: "
+                    "it may deliver less than was sold")
+        return ""
+
+    def new_upstream_shortfall(self, fields: dict[str, Any]) -> str:
+        """The shortfall a status reply's `fields` show that the order's last reply did not:
+        flagged once, on the first reply that shows it. Partial and Canceled are left out,
+        since upstreams lower the charge of what they refunded."""
+        if fields["status"] not in (*self.POLLED, self.Status.COMPLETED):
+            return ""
+        now = self.upstream_shortfall(fields["cost_difference"], fields["upstream_quantity"])
+        before = self.upstream_shortfall(self.cost_difference, self.upstream_quantity)
+        return now if now and not before else ""
+
+    @staticmethod
+    def flag_shortfalls(found: list[tuple[Order, str]]) -> None:
+        """Flag orders whose upstream took less than was sold, and count them on their
+        providers, in a constant number of queries: one upstream that splits lists its own
+        way shows on every order of a batch at once. An order flagged for another reason
+        keeps that flag; the shortfall goes into its history."""
+        if not found:
+            return
+        now = timezone.now()
+        fresh = [Order(pk=o.pk, flagged_at=now, flag_reason=reason)
+                 for o, reason in found if o.flagged_at is None]
+        Order.objects.bulk_update(fresh, ["flagged_at", "flag_reason"])
+        OrderEvent.objects.bulk_create(OrderEvent(order_id=o.pk, kind="cost_mismatch",
+                                                  message=reason) for o, reason in found)
+        by_provider: dict[int, list[tuple[Order, str]]] = defaultdict(list)
+        for order, reason in found:
+            if order.provider_id is not None:
+                by_provider[order.provider_id].append((order, reason))
+        for provider_id, items in by_provider.items():
+            last, reason = items[-1]
+            Provider.objects.filter(pk=provider_id).update(
+                cost_mismatches=models.F("cost_mismatches") + len(items),
+                last_cost_mismatch=f"{last}: {reason}", last_cost_mismatch_at=now)
+        log.warning("%d orders bought for less than was sold, e.g. %s: %s", len(found),
+                    found[-1][0], found[-1][1])
+
     def apply_upstream_status(self, reply: OrderStatus, next_check: Any = None) -> bool:
         """Record one status reply; True if it changed the order."""
         if self.status not in self.POLLED:
@@ -478,9 +563,14 @@ class Order(models.Model):
             self.provider.check_reported_currency(reply.currency, f"the status of {self}")
         now = timezone.now()
         fields = self.fields_from_reply(reply, now, next_check or now)
+        shortfall = self.new_upstream_shortfall(fields)
         if fields["status"] in self.TERMINAL:
-            return self.finish(fields, remains_known=reply.remains is not None)
-        return self.compare_and_set(self.status, **fields)
+            changed = self.finish(fields, remains_known=reply.remains is not None)
+        else:
+            changed = self.compare_and_set(self.status, **fields)
+        if changed and shortfall:
+            Order.flag_shortfalls([(self, shortfall)])
+        return changed
 
     def finish(self, fields: dict[str, Any], *, remains_known: bool) -> bool:
         """Move to a terminal status and refund what it calls for, in one transaction."""

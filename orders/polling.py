@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from django.utils import timezone
 
 from orders.models import Order, OrderEvent, Refill, provider_batches
 from providers.client import Client, ErrorKind, OrderStatus, ProviderError, RefillState
+from providers.models import Provider
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -58,20 +60,53 @@ def claim_due_orders(limit: int) -> list[tuple[Any, ...]]:
 def poll_orders(limit: int = 2000) -> PollStats:
     stats = PollStats()
     clients: dict[int, Client] = {}
-    for provider, rows in provider_batches(claim_due_orders(limit)):
+    timed_out: set[int] = set()
+    # Each provider's batches are as long as its adapted size at the time they are cut, so
+    # a timeout early in a sweep already shortens the rest of it.
+    for provider, rows in provider_batches(claim_due_orders(limit), size=_status_batch_size):
+        if provider.pk in timed_out:
+            continue  # not asked again this sweep: its orders stay leased, due again later
         client = clients.setdefault(provider.pk, provider.client())
         chunk = [(pk, upstream_id) for pk, _, upstream_id in rows]
-        asked = ask_in_halves(client.statuses, [upstream_id for _, upstream_id in chunk])
+        asked = ask_in_halves(_measured(provider, client.statuses),
+                              [upstream_id for _, upstream_id in chunk])
+        provider.save_status_batch()
         stats.requests += asked.requests
         stats.per_provider[provider.pk] = stats.per_provider.get(provider.pk, 0) + asked.requests
         if asked.failure is not None:
             log.warning("status poll of %s failed: %s", provider, asked.failure)
             stats.errors += 1
+            if asked.failure.timed_out:
+                timed_out.add(provider.pk)
         # What got no answer stays leased and is due again later.
         answered = [(pk, upstream_id) for pk, upstream_id in chunk if upstream_id in asked.answers]
         stats.changed += apply_replies(answered, asked.answers)
         stats.orders += len(answered)
     return stats
+
+
+def _status_batch_size(provider: Provider) -> int:
+    return provider.status_batch_size
+
+
+def _measured(provider: Provider, fetch: Callable[[list[int]], dict[int, T]]
+              ) -> Callable[[list[int]], dict[int, T]]:
+    """`fetch`, timed: each status request's latency, or its timeout, adapts the provider's
+    status batch size (Provider.adapt_status_batch)."""
+    def timed(ids: list[int]) -> dict[int, T]:
+        started = time.monotonic()
+        try:
+            answers = fetch(ids)
+        except ProviderError as exc:
+            if exc.timed_out:
+                size = provider.adapt_status_batch(len(ids), None)
+                log.warning("status of %d ids at %s timed out; batches of %d now", len(ids),
+                            provider, size)
+            raise
+        provider.adapt_status_batch(len(ids), time.monotonic() - started)
+        return answers
+
+    return timed
 
 
 # Whole-request errors that can be about one id in the list ("Incorrect order ID", or an
@@ -127,6 +162,7 @@ def apply_replies(chunk: list[tuple[int, int]],
     updates: list[tuple[Order, dict[str, Any]]] = []
     finishing = []
     failed: dict[str, list[Order]] = defaultdict(list)
+    shortfalls: list[tuple[Order, str]] = []
     for pk, upstream_id in chunk:
         order, reply = orders.get(pk), replies.get(upstream_id)
         if order is None or order.status not in Order.POLLED:
@@ -139,6 +175,8 @@ def apply_replies(chunk: list[tuple[int, int]],
             log.info("order %s: upstream says %s", pk, message)
             continue
         fields = order.fields_from_reply(reply, now, _next_check(order, now))
+        if shortfall := order.new_upstream_shortfall(fields):
+            shortfalls.append((order, shortfall))
         if _settles_alone(order, fields["status"]):
             finishing.append((order, fields, reply.remains is not None))
         else:
@@ -149,6 +187,7 @@ def apply_replies(chunk: list[tuple[int, int]],
     _clear_poll_errors([o for o, f in updates if "status" in f] + [o for o, _, _ in finishing])
     for order, fields, remains_known in finishing:
         changed += order.finish(fields, remains_known=remains_known)
+    Order.flag_shortfalls(shortfalls)
     return changed
 
 
@@ -218,7 +257,7 @@ def _next_check(order: Order, now: datetime) -> datetime:
 
 _BULK_COLUMNS = ("status", "checks", "start_count", "remains", "upstream_charge",
                  "upstream_currency", "last_progress_at", "next_check_at", "finished_at",
-                 "cost_difference")
+                 "cost_difference", "upstream_quantity")
 
 
 def _bulk_compare_and_set(updates: list[tuple[Order, dict[str, Any]]]) -> int:
@@ -235,7 +274,7 @@ def _bulk_compare_and_set(updates: list[tuple[Order, dict[str, Any]]]) -> int:
         params.extend(values)
     table = Order._meta.db_table
     casts = ("bigint", "varchar", "varchar", "integer", "bigint", "bigint", "numeric",
-             "varchar", "timestamptz", "timestamptz", "timestamptz", "numeric")
+             "varchar", "timestamptz", "timestamptz", "timestamptz", "numeric", "bigint")
     names = ("id", "expected", *_BULK_COLUMNS)
     first_row = "(" + ", ".join(f"%s::{c}" for c in casts) + ")"
     values_sql = ", ".join([first_row, *rows[1:]])

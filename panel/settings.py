@@ -288,6 +288,15 @@ PROVIDER_ALLOW_PRIVATE_ADDRESSES: bool = env.bool(
 # Orders are checked about every tenth of their age, within these bounds (seconds).
 POLL_FIRST_DELAY: float = env.float("POLL_FIRST_DELAY", default=60.0)
 POLL_MAX_DELAY: float = env.float("POLL_MAX_DELAY", default=3600.0)
+# A status request about many ids should answer within this many seconds: the ids per
+# request adapt to each provider's latency (halved after a read timeout, grown back after
+# fast replies, within 1..100), well under PROVIDER_READ_TIMEOUT.
+STATUS_BATCH_TARGET_SECONDS: float = env.float("STATUS_BATCH_TARGET_SECONDS", default=5.0)
+# An order whose upstream charge (or the units it says it took) is below this percent of
+# the cost snapshot (of the units sold) is flagged for staff on the first status showing it.
+UPSTREAM_CHARGE_FLAG_PERCENT: int = env.int("UPSTREAM_CHARGE_FLAG_PERCENT", default=50)
+if not 0 <= UPSTREAM_CHARGE_FLAG_PERCENT <= 100:
+    raise ImproperlyConfigured("UPSTREAM_CHARGE_FLAG_PERCENT must be between 0 and 100")
 # Status checks that failed for one order alone, in a row, before it is flagged for staff.
 POLL_FLAG_AFTER_FAILURES: int = env.int("POLL_FLAG_AFTER_FAILURES", default=5)
 # Sends of a cancel or a refill the upstream definitely refused, before giving up (the

@@ -46,10 +46,13 @@ class ProviderForm(forms.ModelForm[Provider]):
 class ProviderAdmin(admin.ModelAdmin[Provider]):
     form = ProviderForm
     list_display = ["name", "api_url", "enabled", "buying_paused_at", "balance",
-                    "balance_currency", "last_sync_at", "last_sync_ok"]
+                    "balance_currency", "last_sync_at", "last_sync_ok", "status_batch_size",
+                    "cost_mismatches"]
     readonly_fields = ["masked_key", "buying_paused_at", "currency_mismatch", "balance",
                        "balance_currency", "balance_checked_at", "last_sync_at", "last_sync_ok",
-                       "last_sync_message"]
+                       "last_sync_message", "status_batch_size", "status_latency_ms",
+                       "status_timed_out_at", "cost_mismatches", "last_cost_mismatch",
+                       "last_cost_mismatch_at"]
     actions = ["resume_buying"]
 
     @admin.action(description="Resume buying (currency and conversion rate checked)")

@@ -32,7 +32,12 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    NameResolutionError,
+    NewConnectionError,
+    ReadTimeoutError,
+)
 from urllib3.util.connection import allowed_gai_family
 
 logger = logging.getLogger("providers.client")
@@ -40,6 +45,10 @@ logger = logging.getLogger("providers.client")
 MAX_IDS_PER_REQUEST = 100  # the protocol's limit for `orders` / `refills`
 MAX_REPLY_BYTES = 16 * 1024 * 1024  # a big catalog is a few MB; more is an upstream gone wrong
 SNIPPET_CHARS = 160  # how much of an odd reply goes into an error message
+# Calls that change nothing upstream: a reply to them may be read leniently (see
+# `_trailing_json`), since misreading one can never buy anything.
+READ_ONLY_ACTIONS = frozenset({"services", "status", "refill_status", "balance"})
+MAX_JSON_STARTS = 1000  # places in an HTML prefix where the trailing JSON may begin
 
 T = TypeVar("T")
 AddParam = str | int | Sequence[str] | None
@@ -79,12 +88,18 @@ class ProviderError(Exception):
     the upstream answered with an error); False when the request may have been acted on.
     """
 
-    def __init__(self, kind: ErrorKind, message: str, *, definite: bool, action: str = "") -> None:
+    def __init__(
+        self, kind: ErrorKind, message: str, *, definite: bool, action: str = "",
+        timed_out: bool = False,
+    ) -> None:
         super().__init__(kind, message)
         self.kind = kind
         self.message = message
         self.definite = definite
         self.action = action
+        # The upstream took longer than the read timeout to answer (a slow, not a broken,
+        # upstream): callers asking about many ids at once ask about fewer next time.
+        self.timed_out = timed_out
 
     @property
     def temporary(self) -> bool:
@@ -98,7 +113,8 @@ class ProviderError(Exception):
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Keyword-only arguments need help to survive pickling (Celery results, multiprocessing).
-        rebuild = functools.partial(ProviderError, definite=self.definite, action=self.action)
+        rebuild = functools.partial(ProviderError, definite=self.definite, action=self.action,
+                                    timed_out=self.timed_out)
         return (rebuild, (self.kind, self.message))
 
 
@@ -141,6 +157,9 @@ class OrderStatus:
     start_count: int | None
     remains: int | None  # None: upstream said "Unknown" or nothing; never negative
     currency: str | None
+    # Not in the protocol, but some upstreams say how many units they took the order for
+    # (a list they split differently counts fewer): None when it does not say.
+    quantity: int | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def clamped_remains(self, quantity: int) -> int | None:
@@ -421,6 +440,31 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number")
 
 
+_JSON_DECODER = json.JSONDecoder(parse_float=str, parse_constant=_refuse_constant)
+# Where a JSON value may begin after an HTML prefix: right after a tag's closing ">".
+_AFTER_TAG = re.compile(r">\s*([\[{])")
+
+
+def _trailing_json(body: bytes) -> Any:
+    """The JSON value that ends a body whose beginning is HTML: a PHP panel in development
+    mode prints pages of warnings before every reply. The value must start right after an
+    HTML tag and run to the very end, so the tail of a truncated or garbled JSON reply (which
+    never follows a tag) is not mistaken for a whole reply. _Malformed when there is none."""
+    text = body.decode("utf-8", "replace").rstrip()
+    if not text.endswith(("}", "]")):
+        raise _Malformed("reply is not JSON, nor HTML ending in JSON")
+    for number, match in enumerate(_AFTER_TAG.finditer(text)):
+        if number >= MAX_JSON_STARTS:
+            break
+        try:
+            value, end = _JSON_DECODER.raw_decode(text, match.start(1))
+        except (ValueError, RecursionError):
+            continue
+        if end == len(text):
+            return value
+    raise _Malformed("reply is not JSON, nor HTML ending in JSON")
+
+
 def _to_decimal(value: Any) -> Decimal | None:
     """A number sent as a number or a string; None for null or ""."""
     if value is None or (isinstance(value, str) and not value.strip()):
@@ -523,6 +567,7 @@ def _order_status(item: Any) -> OrderStatus:
         start_count=_lenient(_to_int, item.get("start_count")),
         remains=_remains(item.get("remains")),
         currency=_text(item.get("currency")) or None,
+        quantity=_lenient(_to_int, item.get("quantity")),
         raw=dict(item),
     )
 
@@ -690,13 +735,28 @@ def _decode(action: str, http_status: int, body: bytes, location: str) -> Any:
         if http_status >= 400:
             # A 4xx page (forbidden, rate limited, not found) refuses the request unprocessed.
             raise _transport(f"HTTP {http_status}: {_snippet(body)}", definite=True) from None
-        raise _bad_reply(f"{exc}: {_snippet(body)}") from None
+        reply = _lenient_reply(action, body, exc)
     if action == "add" and _error_text(reply) and reply.get("order"):
         # An error *and* an order id: the order may exist.
         raise _bad_reply(f"error with an order id: {_snippet(reply)}")
     _raise_for_error(reply)
     if http_status >= 400:
         raise _transport(f"HTTP {http_status}: {_snippet(reply)}", definite=True)
+    return reply
+
+
+def _lenient_reply(action: str, body: bytes, exc: _Malformed) -> Any:
+    """A read-only call's JSON found after an HTML prefix; anything else stays garbage. An
+    `add`, `refill` or `cancel` answered that way keeps its unknown outcome: whatever the
+    JSON at the end says, the page before it shows the upstream did not run as it should."""
+    if action not in READ_ONLY_ACTIONS:
+        raise _bad_reply(f"{exc}: {_snippet(body)}")
+    try:
+        reply = _trailing_json(body)
+    except _Malformed:
+        raise _bad_reply(f"{exc}: {_snippet(body)}") from None
+    logger.warning("action=%s reply of %d bytes began with HTML; read the JSON at its end",
+                   action, len(body))
     return reply
 
 
@@ -716,6 +776,14 @@ def _failed_before_sending(exc: requests.RequestException) -> bool:
     # the TLS handshake. Other TLS errors can happen while reading the reply: they stay unknown.
     not_sent = NewConnectionError | ssl.SSLCertVerificationError
     return any(isinstance(cause, not_sent) for cause in _causes(exc))
+
+
+def _read_timed_out(exc: requests.RequestException) -> bool:
+    """The request went out and no reply came within the read timeout (requests raises
+    ReadTimeout waiting for the headers, ConnectionError around urllib3's ReadTimeoutError
+    while streaming the body)."""
+    return any(isinstance(cause, requests.ReadTimeout | ReadTimeoutError)
+               for cause in _causes(exc))
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
@@ -920,7 +988,10 @@ class Client:
                 return self._exchange(action, params, read, ids=ids, attempt=attempt)
             except ProviderError as err:
                 # An {"error"} reply is an answer, and an unsafe URL stays unsafe: no retry.
-                retryable = err.kind in (ErrorKind.TRANSPORT, ErrorKind.BAD_REPLY)
+                # Nor is a list of ids that timed out asked again as it is: an upstream that
+                # slows down with the list's size would time out again; the caller shrinks it.
+                retryable = err.kind in (ErrorKind.TRANSPORT, ErrorKind.BAD_REPLY) and not (
+                    err.timed_out and (ids or 0) > 1)
                 if attempt == attempts or not retryable:
                     raise
             time.sleep(self.retry_backoff * 2 ** (attempt - 1))
@@ -959,7 +1030,9 @@ class Client:
                 return response.status_code, body, response.headers.get("Location", "")
         except requests.RequestException as exc:
             message = f"{exc.__class__.__name__}: {exc}"
-            raise _transport(message, definite=_failed_before_sending(exc)) from None
+            error = _transport(message, definite=_failed_before_sending(exc))
+            error.timed_out = _read_timed_out(exc)
+            raise error from None
         except ProviderError:
             raise  # refused by the pinned connection: nothing was sent
         except Exception as exc:
@@ -976,7 +1049,9 @@ class Client:
             if size > MAX_REPLY_BYTES:
                 raise _bad_reply(f"reply larger than {MAX_REPLY_BYTES} bytes")
             if time.monotonic() > deadline:
-                raise _transport("reply took too long to arrive", definite=False)
+                error = _transport("reply took too long to arrive", definite=False)
+                error.timed_out = True
+                raise error
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -986,7 +1061,8 @@ class Client:
         """The error as callers see it: key scrubbed, action named."""
         err = _bad_reply(str(exc)) if isinstance(exc, _Malformed) else exc
         message = self._scrub(err.message)
-        return ProviderError(err.kind, message, definite=err.definite, action=action)
+        return ProviderError(err.kind, message, definite=err.definite, action=action,
+                             timed_out=err.timed_out)
 
     def _scrub(self, text: str) -> str:
         if not self._key:

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from providers import keys
 from providers.alerts import alert_admins
-from providers.client import Client, ProviderError, check_url, mask_key
+from providers.client import MAX_IDS_PER_REQUEST, Client, ProviderError, check_url, mask_key
 
 # Upstream rates are quoted per 1000 with up to 5 decimals (API v2 shows "0.27819"); keep 6.
 RATE_PLACES = 6
@@ -53,6 +53,22 @@ class Provider(models.Model):
     buying_paused_at = models.DateTimeField(null=True, blank=True, editable=False)
     currency_mismatch = models.TextField(blank=True, editable=False)
 
+    # Ids per status request, adapted to how fast the upstream answers (adapt_status_batch):
+    # some panels scan their orders once per id, so a long list can outlast the read timeout.
+    status_batch_size = models.PositiveSmallIntegerField(
+        "ids per status request", default=MAX_IDS_PER_REQUEST, editable=False)
+    status_latency_ms = models.PositiveIntegerField(
+        "last status request took (ms)", null=True, blank=True, editable=False)
+    status_timed_out_at = models.DateTimeField(
+        "last status request timed out", null=True, blank=True, editable=False)
+
+    # Orders whose upstream charge (or count) came back far below what the panel bought them
+    # for (orders flag them): an upstream splitting lists its own way shows on its first.
+    cost_mismatches = models.PositiveIntegerField("cost mismatches found", default=0,
+                                                  editable=False)
+    last_cost_mismatch = models.TextField(blank=True, editable=False)
+    last_cost_mismatch_at = models.DateTimeField(null=True, blank=True, editable=False)
+
     last_sync_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_sync_ok = models.BooleanField(null=True, editable=False)
     last_sync_message = models.TextField(blank=True, editable=False)
@@ -60,6 +76,12 @@ class Provider(models.Model):
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status_batch_size__gte=1,
+                                   status_batch_size__lte=MAX_IDS_PER_REQUEST),
+                name="provider_status_batch_size_1_to_100"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -134,10 +156,43 @@ class Provider(models.Model):
         Provider.objects.filter(pk=self.pk).update(buying_paused_at=None, currency_mismatch="")
         self.buying_paused_at, self.currency_mismatch = None, ""
 
+    def adapt_status_batch(self, ids: int, seconds: float | None) -> int:
+        """Note how a status request about `ids` ids went (`seconds` it took, None when it
+        timed out) and adapt the batch size to it; returns the new size. In memory only:
+        save_status_batch writes it, once per batch however many requests it took."""
+        self.status_batch_size = adapted_batch_size(
+            self.status_batch_size, ids, seconds, settings.STATUS_BATCH_TARGET_SECONDS)
+        if seconds is None:
+            self.status_timed_out_at = timezone.now()
+        else:
+            self.status_latency_ms = round(seconds * 1000)
+        return self.status_batch_size
+
+    def save_status_batch(self) -> None:
+        Provider.objects.filter(pk=self.pk).update(
+            status_batch_size=self.status_batch_size, status_latency_ms=self.status_latency_ms,
+            status_timed_out_at=self.status_timed_out_at)
+
     def record_sync(self, ok: bool, message: str) -> None:
         Provider.objects.filter(pk=self.pk).update(
             last_sync_at=timezone.now(), last_sync_ok=ok, last_sync_message=message
         )
+
+
+def adapted_batch_size(size: int, ids: int, seconds: float | None, target: float) -> int:
+    """The next status batch size, within 1..100: halved after a timeout; after a reply
+    slower than `target` seconds, cut to what would have taken `target`; after a full batch
+    answered within it, grown back towards what would have taken `target`, by half at most
+    (a short batch says nothing about a full one). Latency is taken as growing with the
+    number of ids, which is how the slow upstreams behave."""
+    fits = int(ids * target / max(seconds, 0.001)) if seconds is not None else 0
+    if seconds is None:
+        size = min(size, ids) // 2
+    elif seconds > target:
+        size = min(size - 1, fits)
+    elif ids >= size:
+        size = max(size, min(size + max(1, size // 2), fits))
+    return max(1, min(MAX_IDS_PER_REQUEST, size))
 
 
 class ProviderServiceQuerySet(models.QuerySet["ProviderService"]):

@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--fault-message", default=None)
     parser.add_argument("--quirk", action="append", choices=QUIRK_NAMES, default=[],
                         help="behave like a real upstream of that kind (repeatable)")
+    parser.add_argument("--status-delay-per-id", type=float, default=None,
+                        help="seconds a multi-id status takes per id (slow_multi_status)")
     parser.add_argument("--catalog-size", type=int, default=None,
                         help="serve a synthetic catalog of N services instead of the demo one")
     parser.add_argument("--partial-every", type=int, default=8,
@@ -65,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     ).start()
     for quirk in args.quirk:
         server.set_quirk(quirk)
+    if args.status_delay_per_id is not None:
+        server.set_status_delay(args.status_delay_per_id)
     done = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:

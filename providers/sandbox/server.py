@@ -8,7 +8,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from email.parser import BytesParser
@@ -86,6 +86,12 @@ QUIRK_NAMES: tuple[str, ...] = (
     "literal_newlines",    # lists split on a literal backslash-n, not on real newlines
     "html_prefix",         # pages of PHP warnings before every JSON reply
 )
+# `slow_multi_status`: seconds a multi-id status takes per id it names (a panel that scans
+# its orders table once per id); set per test with SandboxServer.set_status_delay.
+DEFAULT_STATUS_DELAY_PER_ID = 0.01
+# `dripfeed_rules`: the drip-feed intervals (minutes) that upstream accepts, and its refusal.
+DRIPFEED_RULE_INTERVALS = frozenset(range(10, 61, 10))
+DRIPFEED_RULE_REFUSAL = "Request Invalid"
 LIST_PARAMS = {"status": "orders", "refill": "orders", "refill_status": "refills",
                "cancel": "orders"}
 
@@ -97,6 +103,17 @@ MAINTENANCE_PAGE = b"""<!DOCTYPE html>
 <hr><p><small>Ray ID: 7c1a2b3d4e5f6a7b &bull; Performance &amp; security by Cloudflare</small></p>
 </body></html>
 """
+# What a PHP panel in development mode prints before its JSON (`html_prefix` quirk): the
+# warnings also stop it from setting its JSON content type, so the reply goes out as HTML.
+PHP_WARNINGS = (
+    b"<br />\n<b>Deprecated</b>:  Creation of dynamic property Api::$db is deprecated in "
+    b"<b>/var/www/panel/app/Api.php</b> on line <b>41</b><br />\n"
+    b"<br />\n<b>Warning</b>:  Undefined array key \"runs\" in "
+    b"<b>/var/www/panel/app/Api.php</b> on line <b>118</b><br />\n"
+    b"<br />\n<b>Warning</b>:  Cannot modify header information - headers already sent by "
+    b"(output started at /var/www/panel/app/Api.php:41) in "
+    b"<b>/var/www/panel/app/Api.php</b> on line <b>203</b><br />\n"
+) * 30  # pages of them: the same three warnings for every loop the script runs
 GARBAGE = b"\x1f\x8b\x08\x00\xff\xfe<?php \x00\x13 Notice: Undefined index\xc3\x28\x9d{\"ord"
 
 
@@ -317,6 +334,7 @@ class Api:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.quirks: set[str] = set()
+        self.status_delay_per_id = DEFAULT_STATUS_DELAY_PER_ID
         self._actions: dict[str, Callable[[str, Mapping[str, str], float], Any]] = {
             "services": lambda key, params, now: self.store.services_json(),
             "balance": self._balance,
@@ -372,7 +390,12 @@ class Api:
         if service is None:
             return _error(BAD_SERVICE)
         try:
-            new = build_order(service, params, now)
+            if "literal_newlines" in self.quirks:
+                new = _literal_newlines(service, params, now)
+            else:
+                new = build_order(service, params, now)
+            if "dripfeed_rules" in self.quirks:
+                new = _dripfeed_rules(new)
         except AddRefused as refused:
             return _error(str(refused))
         outcome = self.store.create_order(key, new, now)
@@ -446,6 +469,27 @@ class Api:
             replies.append({"order": _id_value(raw),
                             "cancel": 1 if refused is None else _error(refused)})
         return replies
+
+
+def _dripfeed_rules(new: NewOrder) -> NewOrder:
+    """The `dripfeed_rules` quirk: intervals of 10, 20 … 60 minutes only, and a drip-feed is
+    charged for one run although all of them are delivered."""
+    if new.runs <= 1:
+        return new
+    if new.interval not in DRIPFEED_RULE_INTERVALS:
+        raise AddRefused(DRIPFEED_RULE_REFUSAL)
+    return replace(new, charge=_charge(new.service, new.quantity // new.runs))
+
+
+def _literal_newlines(service: Service, params: Mapping[str, str], now: float) -> NewOrder:
+    """The `literal_newlines` quirk: lists are split on a literal backslash-n (the two
+    characters), so lines sent with real newlines are one item to it, validated and charged
+    as one. The order keeps the parameters as they were sent."""
+    lists = TYPE_PARAMS.get(service.kind, TYPE_PARAMS["Default"])[2]
+    as_split = {name: value.replace("\r\n", "\n").replace("\n", " ").replace("\\n", "\n")
+                if name in lists else value for name, value in params.items()}
+    new = build_order(service, as_split, now)
+    return replace(new, params={k: v for k, v in params.items() if k not in ("key", "action")})
 
 
 def _loggable(params: Mapping[str, str]) -> dict[str, str]:
@@ -582,6 +626,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _send_reply(self, reply: Any) -> None:
+        if self.server.sandbox.has_quirk("html_prefix"):
+            self._send(200, PHP_WARNINGS + _encode(reply), "text/html; charset=UTF-8")
+            return
         self._send(200, _encode(reply))
 
     def _drop(self) -> None:
@@ -592,6 +639,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _api(self, params: dict[str, str]) -> None:
         sandbox = self.server.sandbox
+        if sandbox.has_quirk("slow_multi_status"):
+            self._slow_multi_status(params)
         fault = sandbox.faults.take(params.get("key", ""), params.get("action", ""))
         if fault is None:
             self._send_reply(sandbox.api.handle(params))
@@ -621,6 +670,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         else:
             self._send(200, reply)
+
+    def _slow_multi_status(self, params: dict[str, str]) -> None:
+        """The `slow_multi_status` quirk: a status naming many ids answers that much later."""
+        ids = _parse_ids(params.get("orders", "")) if params.get("action") == "status" else None
+        if ids:
+            sandbox = self.server.sandbox
+            sandbox.sleep(sandbox.api.status_delay_per_id * len(ids))
 
     def _unprocessed_fault(self, fault: Fault) -> None:
         if fault.name == "timeout_before":
@@ -820,6 +876,10 @@ class SandboxServer:
             raise ValueError(f"unknown quirk {name!r}")
         (self.api.quirks.add if on else self.api.quirks.discard)(name)
 
+    def set_status_delay(self, seconds_per_id: float) -> None:
+        """How long a multi-id status takes per id under the `slow_multi_status` quirk."""
+        self.api.status_delay_per_id = max(0.0, float(seconds_per_id))
+
     def clear_quirks(self) -> None:
         self.api.quirks.clear()
 
@@ -904,6 +964,8 @@ class SandboxServer:
 
     def _control_set_quirk(self, query: dict[str, str], data: dict[str, Any]) -> Any:
         self.set_quirk(str(data["quirk"]), on=bool(data.get("on", True)))
+        if data.get("per_id") is not None:  # slow_multi_status: seconds per id
+            self.set_status_delay(float(data["per_id"]))
         return {"ok": True, "quirks": sorted(self.api.quirks)}
 
     def _control_clear_quirks(self, query: dict[str, str], data: dict[str, Any]) -> Any:
