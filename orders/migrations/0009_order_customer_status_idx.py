@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orders', '0006_service_updates'),
+        ('orders', '0008_order_upstream_quantity'),
         ('providers', '0002_currency_mismatch_pause'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
