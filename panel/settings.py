@@ -331,7 +331,9 @@ PAYMENTS_READ_TIMEOUT: float = env.float("PAYMENTS_READ_TIMEOUT", default=20.0)
 # The demo gateway: a hosted-checkout page inside the panel that pays or fails at a click and
 # then notifies the webhook, signed, over HTTP. Never on in production unless asked for.
 PAYMENTS_DEMO_ENABLED: bool = env.bool("PAYMENTS_DEMO_ENABLED", default=DEBUG)
-PAYMENTS_DEMO_SECRET: str = env.str("PAYMENTS_DEMO_SECRET", default="demo-gateway-secret")
+# Required only where the demo is on outside DEBUG: its checkout page must not be forgeable.
+PAYMENTS_DEMO_SECRET: str = (_required("PAYMENTS_DEMO_SECRET", "demo-gateway-secret")
+                             if PAYMENTS_DEMO_ENABLED else "")
 
 # Production: HTTPS terminated by a proxy that sets X-Forwarded-Proto.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture(autouse=True)
 def demo_on(settings):
     settings.PAYMENTS_DEMO_ENABLED = True
+    settings.PAYMENTS_DEMO_SECRET = "demo-gateway-secret"
 
 
 def test_the_demo_customer_adds_funds_through_the_demo_gateway(browser_page, live_server):

@@ -40,7 +40,7 @@ def _submit(customer, bank, amount="30", reference="TRX-778") -> Payment:
     response = client.post("/add-funds/", {"method": bank.pk, "amount": amount,
                                            "reference": reference})
     payment = Payment.objects.get(user=customer)
-    assert response.status_code == 302 and response.url == f"/add-funds/{payment.pk}/"
+    assert response.status_code == 302 and response["Location"] == f"/add-funds/{payment.pk}/"
     return payment
 
 

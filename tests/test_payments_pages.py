@@ -19,6 +19,7 @@ from tests.payments_support import make_method, post_demo
 @pytest.fixture(autouse=True)
 def demo_on(settings):
     settings.PAYMENTS_DEMO_ENABLED = True
+    settings.PAYMENTS_DEMO_SECRET = "demo-gateway-secret"
     settings.STRIPE_SECRET_KEY = settings.STRIPE_WEBHOOK_SECRET = ""
 
 

@@ -50,14 +50,15 @@ def method(db):
 
 def _start(customer, method, session_id="cs_test_1") -> Payment:
     with responses.RequestsMock() as mock:
-        mock.post(SESSIONS, json={"id": session_id, "object": "checkout.session",
-                                  "url": f"https://checkout.stripe.com/c/pay/{session_id}"})
+        authorized = responses.matchers.header_matcher({"Authorization": f"Bearer {STRIPE_KEY}"})
+        mock.post(SESSIONS, match=[authorized], json={
+            "id": session_id, "object": "checkout.session",
+            "url": f"https://checkout.stripe.com/c/pay/{session_id}"})
         started = start_payment(customer, method, Decimal("20.00"), urls=URLS)
-        sent = mock.calls[0].request
+        sent = str(mock.calls[0].request.body)
     assert started.redirect_url == f"https://checkout.stripe.com/c/pay/{session_id}"
-    assert "line_items[0][price_data][unit_amount]=2050" in sent.body
-    assert f"client_reference_id={started.payment.pk}" in sent.body
-    assert sent.headers["Authorization"] == f"Bearer {STRIPE_KEY}"
+    assert "line_items[0][price_data][unit_amount]=2050" in sent
+    assert f"client_reference_id={started.payment.pk}" in sent
     return started.payment
 
 

@@ -19,6 +19,7 @@ def test_demo_data_loads_once(settings, tmp_path, monkeypatch, capsys):
 
     settings.SANDBOX_URL = f"http://127.0.0.1:{free_port()}/api/v2"
     settings.PAYMENTS_DEMO_ENABLED = True
+    settings.PAYMENTS_DEMO_SECRET = "demo-gateway-secret"
     monkeypatch.setattr(seed_demo, "SANDBOX_DB", tmp_path / "sandbox.sqlite3")
 
     call_command("seed_demo")
