@@ -222,6 +222,8 @@ class Payment(models.Model):
     def flag(self, reason: str) -> None:
         """Put the payment in front of staff, with the customer's balance as it is now."""
         balance = User.objects.values_list("balance", flat=True).get(pk=self.user_id)
+        if self.flagged and f"{reason}\n" in self.flag_reason:
+            return  # a replay of what staff were already told
         Payment.objects.filter(pk=self.pk).update(
             flagged=True, flag_balance=balance, updated_at=timezone.now(),
             flag_reason=Concat(models.F("flag_reason"), models.Value(f"{reason}\n"),

@@ -69,3 +69,4 @@ def post_demo(client: Any, checkout: dict[str, Any], status: str, **fields: Any)
     body = demo.notification_body(checkout, status, **fields)
     return client.post("/payments/webhook/demo/", data=body, content_type="application/json",
                        HTTP_DEMO_SIGNATURE=demo.sign(body, "demo-gateway-secret"))
+

@@ -14,7 +14,8 @@ from payments.models import Payment
 from tests.conftest import log_in_browser, make_customer, screenshot
 from tests.payments_support import make_method
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True),
+              pytest.mark.usefixtures("ledger_stays_clean")]
 
 
 @pytest.fixture(autouse=True)

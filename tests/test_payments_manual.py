@@ -15,6 +15,8 @@ from payments.models import Payment
 from tests.conftest import make_customer
 from tests.payments_support import make_method
 
+pytestmark = pytest.mark.usefixtures("ledger_stays_clean")
+
 
 @pytest.fixture
 def customer(db):
@@ -120,3 +122,32 @@ def test_the_admin_actions_approve_and_settle(customer, bank, staff):
     assert customer.balance == Decimal("33")
     page = client.get(f"/admin/payments/payment/{payment.pk}/change/")
     assert page.status_code == 200 and "approved" in page.text
+
+
+def test_admins_order_and_enable_methods_from_the_list(staff):
+    first = make_method("demo", name="Demo", sort_order=0)
+    second = make_method("manual", name="Bank", sort_order=1)
+    client = Client()
+    client.force_login(staff)
+    page = client.get("/admin/payments/paymentmethod/")
+    assert page.status_code == 200 and 'name="form-0-sort_order"' in page.text
+    response = client.post("/admin/payments/paymentmethod/", {
+        "form-TOTAL_FORMS": "2", "form-INITIAL_FORMS": "2",
+        "form-0-id": second.pk, "form-0-sort_order": "0", "form-0-enabled": "on",
+        "form-1-id": first.pk, "form-1-sort_order": "5", "_save": "Save"})
+    assert response.status_code == 302
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.sort_order, first.enabled, second.sort_order) == (5, False, 0)
+
+
+def test_the_payment_log_is_append_only(customer, bank, staff):
+    from django.db import IntegrityError, transaction
+
+    payment = _submit(customer, bank)
+    payment.approve(staff)
+    event = payment.events.get()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        type(event).objects.filter(pk=event.pk).update(outcome="rewritten")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        event.delete()

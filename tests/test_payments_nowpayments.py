@@ -19,6 +19,8 @@ from tests.payments_support import NOW_KEY, NOW_SECRET, URLS, make_method, now_i
 
 INVOICE = "https://api.nowpayments.io/v1/invoice"
 
+pytestmark = pytest.mark.usefixtures("ledger_stays_clean")
+
 
 @pytest.fixture(autouse=True)
 def now_settings(settings):

@@ -15,6 +15,8 @@ from payments.models import Payment
 from tests.conftest import make_customer
 from tests.payments_support import make_method, post_demo
 
+pytestmark = pytest.mark.usefixtures("ledger_stays_clean")
+
 
 @pytest.fixture(autouse=True)
 def demo_on(settings):

@@ -33,6 +33,8 @@ from tests.payments_support import (
 
 SESSIONS = "https://api.stripe.com/v1/checkout/sessions"
 
+pytestmark = pytest.mark.usefixtures("ledger_stays_clean")
+
 
 @pytest.fixture(autouse=True)
 def stripe_settings(settings):
