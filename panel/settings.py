@@ -328,6 +328,8 @@ NOWPAYMENTS_IPN_SECRET: str = env.str("NOWPAYMENTS_IPN_SECRET", default="")
 NOWPAYMENTS_API_URL: str = env.str("NOWPAYMENTS_API_URL", default="https://api.nowpayments.io/v1")
 PAYMENTS_CONNECT_TIMEOUT: float = env.float("PAYMENTS_CONNECT_TIMEOUT", default=5.0)
 PAYMENTS_READ_TIMEOUT: float = env.float("PAYMENTS_READ_TIMEOUT", default=20.0)
+# An open gateway payment with no news this long is expired (Stripe's sessions last 24 h).
+PAYMENTS_EXPIRE_HOURS: int = env.int("PAYMENTS_EXPIRE_HOURS", default=48)
 # The demo gateway: a hosted-checkout page inside the panel that pays or fails at a click and
 # then notifies the webhook, signed, over HTTP. Never on in production unless asked for.
 PAYMENTS_DEMO_ENABLED: bool = env.bool("PAYMENTS_DEMO_ENABLED", default=DEBUG)

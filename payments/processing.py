@@ -152,3 +152,21 @@ def check_with_gateway(payment: Payment) -> None:
     if answer is not None:
         apply_notification(payment.gateway, answer)
 
+
+
+def expire_stale(max_age: timedelta) -> int:
+    """End gateway payments still open after `max_age` (a checkout abandoned, a notification
+    never sent): each gateway is asked first where it can answer, and one still open is
+    expired. Money arriving later is then flagged for staff, never lost. Manual payments wait
+    for staff."""
+    cutoff = timezone.now() - max_age
+    expired = 0
+    stale = Payment.objects.filter(state__in=Payment.OPEN, created_at__lt=cutoff).exclude(
+        gateway="manual").order_by("pk")[:200]
+    for payment in stale:
+        check_with_gateway(payment)
+        if payment.mark(Payment.State.EXPIRED):
+            expired += 1
+            PaymentEvent.objects.create(payment=payment, gateway=payment.gateway,
+                                        kind="expired", outcome="expired: no news in time")
+    return expired

@@ -169,3 +169,31 @@ def test_the_demo_checkout_notifies_the_webhook_over_http(live_server):
     customer.refresh_from_db()
     assert payment.state == "paid" and customer.balance == Decimal("11")
     assert payment.events.get().outcome == "credited"
+
+
+def test_an_abandoned_checkout_expires_and_late_money_is_flagged(customer):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from payments.tasks import expire_stale_payments
+
+    demo_method = make_method("demo")
+    bank = make_method("manual")
+    client = _client(customer)
+    client.post("/add-funds/", {"method": demo_method.pk, "amount": "5"})
+    client.post("/add-funds/", {"method": bank.pk, "amount": "5", "reference": "r"})
+    fresh = Payment.objects.create(user=customer, method=demo_method, gateway="demo",
+                                   amount=1, currency="USD")
+    Payment.objects.exclude(pk=fresh.pk).update(created_at=timezone.now() - timedelta(days=3))
+    assert expire_stale_payments() == 1
+    abandoned = Payment.objects.get(gateway="demo", state="expired")
+    assert Payment.objects.get(gateway="manual").state == "pending"  # staff decide those
+    assert Payment.objects.get(pk=fresh.pk).state == "created"
+    checkout = {"gateway_id": abandoned.gateway_id, "payment_id": abandoned.pk,
+                "amount": "5.00", "currency": "USD"}
+    post_demo(client, checkout, "paid")
+    abandoned.refresh_from_db()
+    customer.refresh_from_db()
+    assert abandoned.flagged and "after the payment was expired" in abandoned.flag_reason
+    assert customer.balance == Decimal("3")
