@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
+from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from panel.models import User
@@ -50,9 +51,10 @@ class Started:
 
 
 def start_payment(user: User, method: PaymentMethod, amount: Decimal, *, reference: str = "",
-                  urls: dict[str, str]) -> Started:
-    """Create the payment and ask its gateway for a checkout. `urls` holds absolute
-    `return`, `cancel` and `notify` URLs, each with `{id}` for the payment's id."""
+                  site: str) -> Started:
+    """Create the payment and ask its gateway for a checkout. `site` is the panel's own
+    scheme and host as the customer reached it (https://panel.example.com): the gateway
+    sends the customer back there and its notifications to the webhook."""
     q = quote(method, amount)
     payment = Payment.objects.create(
         user=user, method=method, gateway=method.gateway, amount=q.amount, fee=q.fee,
@@ -63,13 +65,13 @@ def start_payment(user: User, method: PaymentMethod, amount: Decimal, *, referen
         return Started(payment, "")
     gateway = get_gateway(method.gateway)
     assert gateway is not None
+    back = site + reverse("payment_detail", args=[payment.pk])
     try:
         checkout = gateway.start_checkout(CheckoutRequest(
             payment_id=payment.pk, amount=q.total, currency=payment.currency,
             description=_("Add funds: payment #%(id)s") % {"id": payment.pk},
-            return_url=urls["return"].format(id=payment.pk),
-            cancel_url=urls["cancel"].format(id=payment.pk),
-            notify_url=urls["notify"].format(id=payment.pk)))
+            return_url=back, cancel_url=back,
+            notify_url=site + reverse("payment_webhook", args=[method.gateway])))
     except GatewayError as exc:
         log.warning("payment %s: checkout refused: %s", payment.pk, exc)
         Payment.objects.filter(pk=payment.pk).update(error=str(exc)[:2000])

@@ -16,7 +16,6 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -68,12 +67,8 @@ def add_funds(request: HttpRequest) -> HttpResponse:
 
 def _start(request: HttpRequest, method: PaymentMethod, amount: Decimal,
            reference: str) -> HttpResponse:
-    detail = request.build_absolute_uri(reverse("payment_detail", args=[0]))
-    urls = {"return": detail.replace("/0/", "/{id}/"),
-            "cancel": detail.replace("/0/", "/{id}/"),
-            "notify": request.build_absolute_uri(reverse("payment_webhook",
-                                                         args=[method.gateway]))}
-    started = start_payment(_customer(request), method, amount, reference=reference, urls=urls)
+    site = request.build_absolute_uri("/").rstrip("/")
+    started = start_payment(_customer(request), method, amount, reference=reference, site=site)
     if started.redirect_url:
         return redirect(started.redirect_url)
     if started.payment.state == Payment.State.FAILED:

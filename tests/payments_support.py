@@ -16,8 +16,7 @@ STRIPE_KEY = "sk_test_panel"
 STRIPE_SECRET = "whsec_test_panel"
 NOW_KEY = "np-test-key"
 NOW_SECRET = "np-ipn-secret"
-URLS = {"return": "http://testserver/add-funds/{id}/", "cancel": "http://testserver/add-funds/{id}/",
-        "notify": "http://testserver/payments/webhook/x/"}
+SITE = "http://testserver"
 
 
 def make_method(gateway: str, **fields: Any) -> Any:

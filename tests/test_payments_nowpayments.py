@@ -15,7 +15,7 @@ from panel.models import LedgerEntry
 from payments.checkout import start_payment
 from payments.models import PaymentEvent
 from tests.conftest import make_customer
-from tests.payments_support import NOW_KEY, NOW_SECRET, URLS, make_method, now_ipn, post_now
+from tests.payments_support import NOW_KEY, NOW_SECRET, SITE, make_method, now_ipn, post_now
 
 INVOICE = "https://api.nowpayments.io/v1/invoice"
 
@@ -41,12 +41,13 @@ def payment(customer):
     with responses.RequestsMock() as mock:
         mock.post(INVOICE, json={"id": "4522625843", "order_id": "1",
                                  "invoice_url": "https://nowpayments.io/payment/?iid=4522625843"})
-        started = start_payment(customer, method, Decimal("50.00"), urls=URLS)
+        started = start_payment(customer, method, Decimal("50.00"), site=SITE)
         sent = json.loads(mock.calls[0].request.body)
         assert mock.calls[0].request.headers["x-api-key"] == NOW_KEY
     assert sent["price_amount"] == "50.50" and sent["price_currency"] == "usd"
     assert sent["order_id"] == str(started.payment.pk)
-    assert sent["ipn_callback_url"] == URLS["notify"]
+    assert sent["ipn_callback_url"] == "http://testserver/payments/webhook/nowpayments/"
+    assert sent["success_url"] == f"http://testserver/add-funds/{started.payment.pk}/"
     assert started.redirect_url == "https://nowpayments.io/payment/?iid=4522625843"
     started.payment.refresh_from_db()
     return started.payment

@@ -22,9 +22,9 @@ from payments.checkout import start_payment
 from payments.models import Payment, PaymentEvent
 from tests.conftest import make_customer
 from tests.payments_support import (
+    SITE,
     STRIPE_KEY,
     STRIPE_SECRET,
-    URLS,
     make_method,
     post_stripe,
     stripe_event,
@@ -56,7 +56,7 @@ def _start(customer, method, session_id="cs_test_1") -> Payment:
         mock.post(SESSIONS, match=[authorized], json={
             "id": session_id, "object": "checkout.session",
             "url": f"https://checkout.stripe.com/c/pay/{session_id}"})
-        started = start_payment(customer, method, Decimal("20.00"), urls=URLS)
+        started = start_payment(customer, method, Decimal("20.00"), site=SITE)
         sent = str(mock.calls[0].request.body)
     assert started.redirect_url == f"https://checkout.stripe.com/c/pay/{session_id}"
     assert "line_items[0][price_data][unit_amount]=2050" in sent
@@ -95,7 +95,7 @@ def test_a_refused_checkout_fails_the_payment_and_credits_nothing(customer, meth
     with responses.RequestsMock() as mock:
         mock.post(SESSIONS, status=400, json={"error": {"message": "Invalid currency",
                                                         "type": "invalid_request_error"}})
-        started = start_payment(customer, method, Decimal("20.00"), urls=URLS)
+        started = start_payment(customer, method, Decimal("20.00"), site=SITE)
     assert started.redirect_url == ""
     started.payment.refresh_from_db()
     assert started.payment.state == "failed"
