@@ -1,6 +1,7 @@
 """The demo customer adds funds through the demo gateway in Chromium, at desktop and phone
 size, and sees the balance rise once — paying twice on the gateway's page credits nothing
-more. A payment left unpaid waits, pending, on its page. Screenshots under
+more. A payment left unpaid waits, pending, on its page, which turns to Paid by itself when the
+notification comes. Screenshots under
 var/screenshots/payments/."""
 
 from __future__ import annotations
@@ -8,8 +9,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+import requests
 
 from panel.models import LedgerEntry
+from payments.gateways import demo
 from payments.models import Payment
 from tests.conftest import log_in_browser, make_customer, screenshot
 from tests.payments_support import make_method
@@ -78,14 +81,21 @@ def test_the_demo_customer_adds_funds_through_the_demo_gateway(browser_page, liv
     expect(page.locator("#payment-status")).to_contain_text("Pending")
     expect(page.locator("#payment-status")).to_contain_text("updates by itself")
     screenshot(page, "payments", "payment-pending")
+    # The notification arrives later, from the gateway's servers: the page sees it by itself.
+    waiting = Payment.objects.get(state="pending")
+    body = demo.notification_body({"gateway_id": waiting.gateway_id, "payment_id": waiting.pk,
+                                   "amount": "10.20", "currency": "USD"}, "paid")
+    assert requests.post(f"{live_server.url}/payments/webhook/demo/", data=body, timeout=10,
+                         headers={demo.HEADER: demo.sign(body, "demo-gateway-secret")}).ok
+    expect(page.locator("#payment-status")).to_contain_text("10.00 USD was added")
+    expect(page.locator("#topbar-balance")).to_have_text("136.25 USD")
 
     page.goto(f"{live_server.url}/add-funds/")
     expect(page.locator("table")).to_contain_text("Paid")
-    expect(page.locator("table")).to_contain_text("Pending")
     screenshot(page, "payments", "history")
     page.get_by_role("link", name="Bank transfer").click()
     expect(page.get_by_text("Transfer to IBAN XX00 DEMO 0000 0000.")).to_be_visible()
     screenshot(page, "payments", "manual-method")
     customer.refresh_from_db()
-    assert customer.balance == Decimal("126.25")
+    assert customer.balance == Decimal("136.25")
     assert refused == []

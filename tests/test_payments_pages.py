@@ -197,3 +197,19 @@ def test_an_abandoned_checkout_expires_and_late_money_is_flagged(customer):
     customer.refresh_from_db()
     assert abandoned.flagged and "after the payment was expired" in abandoned.flag_reason
     assert customer.balance == Decimal("3")
+
+
+def test_a_demo_payment_made_to_fail_credits_nothing(customer):
+    method = make_method("demo")
+    client = _client(customer)
+    client.post("/add-funds/", {"method": method.pk, "amount": "5"})
+    payment = Payment.objects.get()
+    checkout = {"gateway_id": payment.gateway_id, "payment_id": payment.pk, "amount": "5.00",
+                "currency": "USD"}
+    assert post_demo(client, checkout, "failed").status_code == 200
+    assert post_demo(client, checkout, "paid").status_code == 200  # too late: for staff
+    payment.refresh_from_db()
+    customer.refresh_from_db()
+    assert payment.state == "failed" and payment.flagged and customer.balance == Decimal("3")
+    page = client.get(f"/add-funds/{payment.pk}/")
+    assert "Failed" in page.text and "every 3s" not in page.text
