@@ -42,6 +42,7 @@ def _beat_schedule() -> dict[str, dict[str, object]]:
         "send-cancels": _every(settings.SWEEP_INTERVAL, "orders.tasks.send_cancels"),
         "watchdog": _every(60, "orders.tasks.run_watchdog"),
         "purge-form-submissions": _every(86400, "orders.tasks.purge_form_submissions"),
+        "expire-stale-payments": _every(3600, "payments.tasks.expire_stale_payments"),
     }
 
 

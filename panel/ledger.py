@@ -2,8 +2,8 @@
 
 Every change is one conditional UPDATE of the cached balance (it must stay >= 0) and one
 append-only LedgerEntry, in one transaction. The database backs each rule up: a CHECK on the
-balance, partial unique indexes on (order, charge) and (order, refund), and a trigger that
-refuses UPDATE and DELETE of entries.
+balance, partial unique indexes on (order, charge), (order, refund), (payment, deposit) and
+(payment, bonus), and a trigger that refuses UPDATE and DELETE of entries.
 """
 
 from __future__ import annotations
@@ -26,13 +26,24 @@ class InsufficientFunds(LedgerError):
 
 
 class AlreadyRecorded(LedgerError):
-    """A second charge or a second refund of one order: refused by the database."""
+    """A second charge or refund of one order, or a second deposit or bonus of one payment:
+    refused by the database."""
 
 
 def deposit(user_id: int, amount: Decimal, *, actor_id: int | None = None,
-            memo: str = "") -> LedgerEntry:
+            memo: str = "", payment_id: int | None = None) -> LedgerEntry:
+    """Credit money that came in; with `payment_id`, at most once per payment (AlreadyRecorded
+    otherwise, and the caller's transaction stays usable)."""
     _require_positive(amount)
-    return _move(user_id, amount, LedgerEntry.Kind.DEPOSIT, actor_id=actor_id, memo=memo)
+    return _move(user_id, amount, LedgerEntry.Kind.DEPOSIT, actor_id=actor_id, memo=memo,
+                 payment_id=payment_id)
+
+
+def bonus(user_id: int, amount: Decimal, *, payment_id: int, memo: str = "") -> LedgerEntry:
+    """A payment method's bonus on top of a payment's deposit: its own entry, once per
+    payment."""
+    _require_positive(amount)
+    return _move(user_id, amount, LedgerEntry.Kind.BONUS, payment_id=payment_id, memo=memo)
 
 
 def charge(user_id: int, amount: Decimal, *, order_id: int, memo: str = "") -> LedgerEntry:
@@ -85,7 +96,9 @@ def _move(user_id: int, amount: Decimal, kind: str, savepoint: bool = True,
                 **fields)
     except IntegrityError as exc:
         if "ledger_one_" in str(exc):
-            raise AlreadyRecorded(f"{kind} of order {fields.get('order_id')} exists") from None
+            ref = (f"payment {fields['payment_id']}" if fields.get("payment_id") is not None
+                   else f"order {fields.get('order_id')}")
+            raise AlreadyRecorded(f"{kind} of {ref} exists") from None
         raise
     if entry is None:
         if not User.objects.filter(pk=user_id).exists():

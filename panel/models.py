@@ -69,6 +69,7 @@ class LedgerEntry(models.Model):
         CHARGE = "charge"
         REFUND = "refund"
         ADJUSTMENT = "adjustment"
+        BONUS = "bonus"
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
                              related_name="ledger_entries")
@@ -80,6 +81,9 @@ class LedgerEntry(models.Model):
     # Plain ids, not foreign keys: the panel app must not depend on the orders app.
     order_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     refill_id = models.BigIntegerField(null=True, blank=True)
+    # The payment a deposit or its bonus credits (payments.Payment): unique per kind below,
+    # so the database itself refuses crediting one payment twice.
+    payment_id = models.BigIntegerField(null=True, blank=True)
     balance_after = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
@@ -98,6 +102,15 @@ class LedgerEntry(models.Model):
             models.CheckConstraint(
                 condition=~models.Q(kind="refund") | models.Q(amount__gt=0, order_id__isnull=False),
                 name="ledger_refund_is_positive_and_has_order",
+            ),
+            models.UniqueConstraint(fields=["payment_id"], condition=models.Q(kind="deposit"),
+                                    name="ledger_one_deposit_per_payment"),
+            models.UniqueConstraint(fields=["payment_id"], condition=models.Q(kind="bonus"),
+                                    name="ledger_one_bonus_per_payment"),
+            models.CheckConstraint(
+                condition=~models.Q(kind="bonus") | models.Q(amount__gt=0,
+                                                             payment_id__isnull=False),
+                name="ledger_bonus_is_positive_and_has_payment",
             ),
             models.CheckConstraint(condition=models.Q(balance_after__gte=0),
                                    name="ledger_balance_after_not_negative"),

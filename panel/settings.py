@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "panel",
     "providers",
     "orders",
+    "payments",
 ]
 
 MIDDLEWARE = [
@@ -323,6 +324,27 @@ SWEEP_INTERVAL: int = env.int("SWEEP_INTERVAL", default=15)
 CATALOG_SYNC_INTERVAL: int = env.int("CATALOG_SYNC_INTERVAL", default=3600)
 BALANCE_CHECK_INTERVAL: int = env.int("BALANCE_CHECK_INTERVAL", default=900)
 SANDBOX_URL: str = env.str("SANDBOX_URL", default="http://127.0.0.1:8765/api/v2")
+
+# Payments (payments/gateways/). A gateway whose secrets are unset is simply not offered, so a
+# panel that does not use Stripe needs no Stripe key; the secrets never live in the database.
+STRIPE_SECRET_KEY: str = env.str("STRIPE_SECRET_KEY", default="")
+STRIPE_WEBHOOK_SECRET: str = env.str("STRIPE_WEBHOOK_SECRET", default="")
+# Stripe's own default (300 s): a signed notification older than this is refused as a replay.
+STRIPE_WEBHOOK_TOLERANCE: int = env.int("STRIPE_WEBHOOK_TOLERANCE", default=300)
+STRIPE_API_BASE: str = env.str("STRIPE_API_BASE", default="https://api.stripe.com")
+NOWPAYMENTS_API_KEY: str = env.str("NOWPAYMENTS_API_KEY", default="")
+NOWPAYMENTS_IPN_SECRET: str = env.str("NOWPAYMENTS_IPN_SECRET", default="")
+NOWPAYMENTS_API_URL: str = env.str("NOWPAYMENTS_API_URL", default="https://api.nowpayments.io/v1")
+PAYMENTS_CONNECT_TIMEOUT: float = env.float("PAYMENTS_CONNECT_TIMEOUT", default=5.0)
+PAYMENTS_READ_TIMEOUT: float = env.float("PAYMENTS_READ_TIMEOUT", default=20.0)
+# An open gateway payment with no news this long is expired (Stripe's sessions last 24 h).
+PAYMENTS_EXPIRE_HOURS: int = env.int("PAYMENTS_EXPIRE_HOURS", default=48)
+# The demo gateway: a hosted-checkout page inside the panel that pays or fails at a click and
+# then notifies the webhook, signed, over HTTP. Never on in production unless asked for.
+PAYMENTS_DEMO_ENABLED: bool = env.bool("PAYMENTS_DEMO_ENABLED", default=DEBUG)
+# Required only where the demo is on outside DEBUG: its checkout page must not be forgeable.
+PAYMENTS_DEMO_SECRET: str = (_required("PAYMENTS_DEMO_SECRET", "demo-gateway-secret")
+                             if PAYMENTS_DEMO_ENABLED else "")
 
 # Production: HTTPS terminated by a proxy that sets X-Forwarded-Proto.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

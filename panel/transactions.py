@@ -28,6 +28,7 @@ KIND_TEXT = {
     LedgerEntry.Kind.CHARGE: gettext_lazy("Charge"),
     LedgerEntry.Kind.REFUND: gettext_lazy("Refund"),
     LedgerEntry.Kind.ADJUSTMENT: gettext_lazy("Adjustment"),
+    LedgerEntry.Kind.BONUS: gettext_lazy("Bonus"),
 }
 # How a refund's memo starts (orders/models.py, orders/cancels.py) → what the customer reads.
 REFUND_REASONS = (

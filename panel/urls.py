@@ -39,5 +39,6 @@ urlpatterns = [
     # The old address of the login page, for bookmarks and links already sent.
     path("login/", RedirectView.as_view(pattern_name="account_login", query_string=True),
          name="login"),
+    path("", include("payments.urls")),
     path("admin/", admin.site.urls),
 ]

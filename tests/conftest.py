@@ -166,6 +166,18 @@ def bob(db):
 
 
 @pytest.fixture
+def ledger_stays_clean(db):
+    """After each payment test: every balance still equals the sum of its entries."""
+    from django.core.management import call_command
+
+    from panel.ledger import mismatched_balances
+
+    yield
+    assert mismatched_balances() == []
+    call_command("check_ledger")
+
+
+@pytest.fixture
 def staff_member(db):
     from panel.models import User
 

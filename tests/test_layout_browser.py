@@ -82,6 +82,9 @@ def test_the_phone_menu_opens_and_closes_by_keyboard(phone, live_server, alice):
     expect(phone.get_by_role("link", name="Skip to content")).to_be_focused()
     phone.keyboard.press("Tab")
     phone.keyboard.press("Tab")
+    # The balance in the top bar is a link to Add funds, between the brand and the menu.
+    expect(phone.locator(".topbar-balance-link")).to_be_focused()
+    phone.keyboard.press("Tab")
     expect(toggle).to_be_focused()
 
     phone.keyboard.press("Enter")

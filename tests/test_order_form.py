@@ -180,6 +180,7 @@ def test_too_little_balance_is_said_before_submitting_and_refused_at_the_top(cat
 
     assert 'id="charge-short"' in fragment
     assert NOT_ENOUGH_FUNDS in fragment
+    assert '<a href="/add-funds/">Add funds</a>' in fragment  # where to top up
     assert "0.00001" in fragment  # the balance it is measured against
     html = response.content.decode()
     assert re.search(rf'<p class="form-error" id="form-error" role="alert">{NOT_ENOUGH_FUNDS}',

@@ -18,6 +18,8 @@ def test_demo_data_loads_once(settings, tmp_path, monkeypatch, capsys):
     from panel.management.commands import seed_demo
 
     settings.SANDBOX_URL = f"http://127.0.0.1:{free_port()}/api/v2"
+    settings.PAYMENTS_DEMO_ENABLED = True
+    settings.PAYMENTS_DEMO_SECRET = "demo-gateway-secret"
     monkeypatch.setattr(seed_demo, "SANDBOX_DB", tmp_path / "sandbox.sqlite3")
 
     call_command("seed_demo")
@@ -45,3 +47,10 @@ def test_demo_data_loads_once(settings, tmp_path, monkeypatch, capsys):
     assert mine.get(runs=4).runs_set.count() == 4  # a drip-feed the panel runs itself
     assert mine.filter(service__type="Subscriptions").count() == 1
     assert ServiceUpdate.objects.filter(kind="price_up").exists()
+    # Add funds offers the demo gateway first (it is on under DEBUG and in the tests); the
+    # real gateways wait for their secrets, the bank transfer for a customer who paid once.
+    from payments.models import PaymentMethod
+
+    assert PaymentMethod.objects.count() == 4
+    offered = [m.gateway for m in PaymentMethod.objects.offered_to(customer)]
+    assert offered == ["demo"]

@@ -22,7 +22,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
@@ -193,13 +193,7 @@ def _order_params(service: Service, data: QueryDict) -> dict[str, str]:
 
 
 def _add_funds_url() -> str:
-    """Where to add funds, once a page for it exists (another part of the panel builds it)."""
-    for name in ("add_funds", "transactions"):
-        try:
-            return reverse(name)
-        except NoReverseMatch:
-            continue
-    return ""
+    return reverse("add_funds")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from orders.placing import place_order
 from panel import ledger
 from panel.models import ApiKey, User
 from panel.roles import ensure_groups
+from payments.models import GatewayName, PaymentMethod
 from providers.models import Provider
 from providers.sandbox import DEFAULT_KEY, SandboxServer
 from providers.sync import sync_catalog
@@ -26,6 +27,18 @@ DEMO_USERS = [
     ("customer", "customer-demo-pass", "customer"),
 ]
 DEMO_DEPOSIT = Decimal("100")
+DEMO_METHODS: list[tuple[str, str, dict[str, Any]]] = [
+    ("Demo gateway", GatewayName.DEMO, {"fee_percent": Decimal("2"),
+                                        "bonus_percent": Decimal("5"),
+                                        "bonus_threshold": Decimal("50")}),
+    ("Bank transfer", GatewayName.MANUAL, {
+        "min_amount": Decimal("20"), "new_customers_allowed": False,
+        "instructions": "Transfer to IBAN XX00 DEMO 0000 0000 and give your username as the "
+                        "reference. Staff credit it once it arrives (1–2 working days)."}),
+    ("Card (Stripe)", GatewayName.STRIPE, {"fee_percent": Decimal("3")}),
+    ("Crypto (NOWPayments)", GatewayName.NOWPAYMENTS, {"fee_percent": Decimal("1"),
+                                                       "min_amount": Decimal("10")}),
+]
 SANDBOX_DB = settings.BASE_DIR / "var" / "sandbox.sqlite3"
 
 
@@ -37,6 +50,7 @@ class Command(BaseCommand):
             created = self._users()
         self._sandbox_provider()
         self._demo_orders()
+        self._payment_methods()
         self.stdout.write("Demo logins (http://127.0.0.1:8000/accounts/login/):")
         for username, password, role in DEMO_USERS:
             self.stdout.write(f"  {role:<9} {username} / {password}")
@@ -128,6 +142,16 @@ class Command(BaseCommand):
             "link": "https://instagram.com/stories/demo", "quantity": 100, "runs": 4,
             "interval": 10})
         dispatch.dispatch_one(order.pk)
+
+    def _payment_methods(self) -> None:
+        """The demo gateway first, so a newcomer can top up the demo customer at once; the
+        real gateways are listed too, and shown only once their secrets are set."""
+        if PaymentMethod.objects.exists():
+            return
+        for order, (name, gateway, extra) in enumerate(DEMO_METHODS):
+            PaymentMethod.objects.create(name=name, gateway=gateway, sort_order=order, **extra)
+        self.stdout.write("Payment methods: the demo gateway (Add funds), a bank transfer, "
+                          "Stripe and NOWPayments (offered once their secrets are set)")
 
     def _demo_price_change(self) -> None:
         """An admin raises a category's markup: the Service updates page shows it."""
