@@ -140,15 +140,15 @@ def apply_replies(chunk: list[tuple[int, int]],
             continue
         fields = order.fields_from_reply(reply, now, _next_check(order, now))
         if _settles_alone(order, fields["status"]):
-            finishing.append((order, fields, reply.remains is not None))
+            finishing.append((order, fields, reply.remains))
         else:
             updates.append((order, fields))
     _check_currencies(orders.values(), replies, dict(chunk))
     changed = _bulk_compare_and_set(updates)
     _record_poll_errors(failed, now)
     _clear_poll_errors([o for o, f in updates if "status" in f] + [o for o, _, _ in finishing])
-    for order, fields, remains_known in finishing:
-        changed += order.finish(fields, remains_known=remains_known)
+    for order, fields, reported_remains in finishing:
+        changed += order.finish(fields, reported_remains=reported_remains)
     return changed
 
 

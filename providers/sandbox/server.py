@@ -311,6 +311,25 @@ def _status_item(found: tuple[Order, OrderState] | None) -> dict[str, Any]:
             "remains": state.remains, "currency": CURRENCY}
 
 
+# --- quirks 1-4 of issue 14: how some real upstreams' replies differ ------------------------
+
+
+def quirked_reply(quirks: set[str], action: str, reply: Any) -> Any:
+    """The reply as an upstream with these quirks words it."""
+    if "zero_remains" in quirks and action == "status":
+        # remains "0" until someone sets it: on live orders, and on a Partial without a count.
+        return _zero_remains(reply)
+    return reply
+
+
+def _zero_remains(reply: Any) -> Any:
+    if not isinstance(reply, dict):
+        return reply
+    if "status" in reply:
+        return {**reply, "remains": "0"}
+    return {k: _zero_remains(v) for k, v in reply.items()}  # a multi-id status
+
+
 class Api:
     """API v2 actions on top of the store; replies are JSON-ready objects (or raw JSON bytes)."""
 
@@ -328,6 +347,9 @@ class Api:
 
     def handle(self, params: Mapping[str, str], fault: str | None = None) -> Any:
         """Answer one API call; every `add` is written to the add log with its outcome."""
+        return quirked_reply(self.quirks, params.get("action", ""), self._answer(params, fault))
+
+    def _answer(self, params: Mapping[str, str], fault: str | None) -> Any:
         now = time.time()
         key, action = params.get("key", ""), params.get("action", "")
         if action == "add":
