@@ -121,6 +121,7 @@ def _send_batch(provider: Provider, items: list[tuple[int, int, int]], sent_at: 
         results: dict[int, bool | ProviderError] = provider.client().cancel(
             [upstream_id for _, upstream_id, _ in items])
     except ProviderError as exc:
+        provider.refused_key(exc, "a cancel request")
         results = {upstream_id: exc for _, upstream_id, _ in items}
     outcome = _Outcome(provider, sent_at)
     for pk, upstream_id, attempts in items:

@@ -127,7 +127,10 @@ def send_claimed(order_id: int, token: uuid.UUID) -> None:
         if not result.definite:
             _park(order, route, result)
             return
-        if result.temporary:
+        if result.key_refused and _key_refused(route, result):
+            put_off[route.pk] = _paused(route)
+            order.log("route_busy", put_off[route.pk])
+        elif result.temporary:
             put_off[route.pk] = _put_off_route(order, route, result)
         else:
             _record_failed_route(order, route, result)
@@ -185,7 +188,7 @@ def _next_route(order: Order, skip: dict[int, str]) -> Route | None:
         if route.pk in order.tried_routes or route.pk in skip:
             continue
         if route.provider.buying_paused_at is not None:
-            skip[route.pk] = f"{route.provider}: buying paused ({route.provider.currency_mismatch})"
+            skip[route.pk] = _paused(route)
             continue
         reason = _unfit(order, route)
         if reason:
@@ -193,6 +196,10 @@ def _next_route(order: Order, skip: dict[int, str]) -> Route | None:
             continue
         return route
     return None
+
+
+def _paused(route: Route) -> str:
+    return f"{route.provider}: buying paused ({route.provider.currency_mismatch})"
 
 
 def _unfit(order: Order, route: Route) -> str:
@@ -233,6 +240,22 @@ def _record_failed_route(order: Order, route: Route, exc: ProviderError | None,
     Order.objects.filter(pk=order.pk).update(tried_routes=order.tried_routes, error=message)
     order.log("route_failed", message)
     log.info("order %s: route %s refused: %s", order.pk, route.pk, message)
+
+
+def _key_refused(route: Route, exc: ProviderError) -> bool:
+    """An `add` refused in words of a key refusal: buying from the provider is paused and
+    the order waits for an admin, rather than failing here and at every order after it.
+    Such words can also be about the order ("User not found" for a username parameter), so
+    a `balance` call, which names nothing but the key, decides; when it cannot answer
+    either, the refusal is taken at its word."""
+    try:
+        with route.provider.client() as client:
+            client.balance()
+    except ProviderError as check:
+        log.warning("%s: balance check after a key refusal: %s", route.provider, check)
+    else:
+        return False  # the key works: the refusal was about this order
+    return route.provider.refused_key(exc, "an order was refused") or True
 
 
 def _put_off_route(order: Order, route: Route, exc: ProviderError) -> str:

@@ -66,6 +66,7 @@ def poll_orders(limit: int = 2000) -> PollStats:
         stats.per_provider[provider.pk] = stats.per_provider.get(provider.pk, 0) + asked.requests
         if asked.failure is not None:
             log.warning("status poll of %s failed: %s", provider, asked.failure)
+            provider.refused_key(asked.failure, "a status check")
             stats.errors += 1
         # What got no answer stays leased and is due again later.
         answered = [(pk, upstream_id) for pk, upstream_id in chunk if upstream_id in asked.answers]
@@ -282,6 +283,7 @@ def poll_refills(limit: int = 2000) -> int:
         asked = ask_in_halves(client.refill_statuses, [upstream_id for _, upstream_id in chunk])
         if asked.failure is not None:
             log.warning("refill poll of %s failed: %s", provider, asked.failure)
+            provider.refused_key(asked.failure, "a refill status check")
         changed += _apply_refill_states(
             [(pk, upstream_id) for pk, upstream_id in chunk if upstream_id in asked.answers],
             asked.answers)

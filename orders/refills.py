@@ -136,6 +136,7 @@ def _send_together(client: Client, items: list[_Item], outcome: _Outcome) -> Non
     try:
         results = client.refills([item.upstream_order_id for item in items])
     except ProviderError as exc:
+        outcome.provider.refused_key(exc, "a refill request")
         for item in items:
             outcome.add(item, exc)
         return

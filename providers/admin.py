@@ -52,7 +52,7 @@ class ProviderAdmin(admin.ModelAdmin[Provider]):
                        "last_sync_message"]
     actions = ["resume_buying"]
 
-    @admin.action(description="Resume buying (currency and conversion rate checked)")
+    @admin.action(description="Resume buying (the reason it was paused is dealt with)")
     def resume_buying(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
         # The next balance check or status poll pauses it again if the currency still differs.
         for provider in queryset.exclude(buying_paused_at=None):
@@ -60,7 +60,7 @@ class ProviderAdmin(admin.ModelAdmin[Provider]):
             provider.resume_buying()
             self.log_change(request, provider, f"Resumed buying, paused because: {reason}")
         self.message_user(request, "Buying resumed; the next balance check verifies the "
-                                   "currency again.")
+                                   "currency and the key again.")
 
 
 @admin.register(ProviderService)

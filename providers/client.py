@@ -87,6 +87,12 @@ class ProviderError(Exception):
         self.action = action
 
     @property
+    def key_refused(self) -> bool:
+        """The upstream refused our key or the account behind it (KEY_REFUSALS): nothing
+        will work there until an admin deals with it."""
+        return self.definite and self.kind == ErrorKind.INVALID_KEY
+
+    @property
     def temporary(self) -> bool:
         """A definite refusal that says "not now" rather than "never": we were rate limited,
         or our own balance at the upstream is too low. Trying again later is right."""
@@ -362,14 +368,29 @@ def _transport(message: str, *, definite: bool) -> ProviderError:
     return ProviderError(ErrorKind.TRANSPORT, message, definite=definite)
 
 
+# How real panels say that our key, or the account behind it, is refused: every request
+# will fail the same way until an admin deals with it at the upstream. One wording per line,
+# lower case, in the pattern language below; add a panel's own words here.
+KEY_REFUSALS: tuple[str, ...] = (
+    r"(invalid|incorrect|wrong|bad|unknown) (api )?key\b",
+    r"\bapi key (is )?(invalid|incorrect|wrong|not valid|not found|expired|revoked|disabled)",
+    r"\bkey (is )?(not found|expired|revoked|disabled)",
+    r"api (access )?(is )?disabled? for this user",  # "API is disable for this user or …"
+    r"\buser (is )?not found",                          # "User not found", "User Not Found!"
+    r"\b(your )?account (is |has been )?(banned|blocked|suspended|disabled|deactivated|"
+    r"inactive|locked)",
+    r"\b(user|account) (is )?(banned|blocked|suspended)",
+    r"\bapi (access )?(is )?(disabled|not enabled|turned off)",
+    r"^unauthori[sz]ed\b",
+)
+
 # Checked in order; a space in a pattern matches any run of spaces, "_", "." or "-", so the
 # English texts and the untranslated keys ("neworder.error.min_quantity") share one pattern.
 _ERROR_PATTERNS = {
     # Before BAD_LINK: "neworder.error.link_duplicate" mentions a link too.
     ErrorKind.DUPLICATE_LINK: r"active order with (this|the same) link|link duplicate|"
     r"duplicate (link|order)",
-    ErrorKind.INVALID_KEY: r"(invalid|incorrect|wrong|bad) (api )?key\b|"
-    r"\bapi key (is )?(invalid|incorrect|wrong|not valid)",
+    ErrorKind.INVALID_KEY: "|".join(KEY_REFUSALS),
     ErrorKind.NOT_ENOUGH_FUNDS: r"not enough (funds|balance|money)|insufficient (funds|balance)|"
     r"low balance",
     ErrorKind.INCORRECT_SERVICE: r"(invalid|incorrect|wrong|unknown|bad) service|"

@@ -49,9 +49,10 @@ class Provider(models.Model):
 
     # Set when an upstream reported money (balance, an order's charge) in another currency
     # than `currency`: then `rate_to_panel` converts the wrong thing and every cost is wrong,
-    # so nothing is bought from it until an admin checks both and resumes buying.
+    # so nothing is bought from it until an admin checks both and resumes buying. Also set
+    # when it refused our key or account (refused_key): every order would fail there.
     buying_paused_at = models.DateTimeField(null=True, blank=True, editable=False)
-    currency_mismatch = models.TextField(blank=True, editable=False)
+    currency_mismatch = models.TextField("why buying is paused", blank=True, editable=False)
 
     last_sync_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_sync_ok = models.BooleanField(null=True, editable=False)
@@ -116,7 +117,8 @@ class Provider(models.Model):
                           f"configured in {self.currency}")
         return False
 
-    def pause_buying(self, reason: str) -> bool:
+    def pause_buying(self, reason: str,
+                     check: str = "its currency and conversion rate") -> bool:
         """Stop buying from this provider; True (and the admins alerted) if this paused it,
         False if it already was: compare-and-set, so racing checks alert once."""
         now = timezone.now()
@@ -126,9 +128,18 @@ class Provider(models.Model):
             self.buying_paused_at, self.currency_mismatch = now, reason
             alert_admins(f"Buying paused at provider {self.name}",
                          f"{reason}. Nothing is bought from {self.name} until an admin checks "
-                         "its currency and conversion rate and resumes buying (admin: "
-                         "Providers, action 'Resume buying').")
+                         f"{check} and resumes buying (admin: Providers, action "
+                         "'Resume buying').")
         return bool(paused)
+
+    def refused_key(self, error: ProviderError, where: str) -> bool:
+        """True, and buying paused with the admins alerted (once), when `error` says the
+        upstream refused our key or account: sending more orders there only fails them."""
+        if not error.key_refused:
+            return False
+        self.pause_buying(f"{where}: the upstream refused our API key or account "
+                          f"({error.message})", check="the API key and the account there")
+        return True
 
     def resume_buying(self) -> None:
         Provider.objects.filter(pk=self.pk).update(buying_paused_at=None, currency_mismatch="")

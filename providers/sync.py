@@ -62,6 +62,7 @@ def sync_catalog(provider: Provider) -> SyncResult:
     try:
         services = provider.client().services()
     except ProviderError as exc:
+        provider.refused_key(exc, "the catalog sync")
         return _refused(provider, f"services failed: {exc.message}")
     if not services:
         return _refused(provider, "the upstream listed no services; nothing was retired")
@@ -177,6 +178,7 @@ def check_balance(provider: Provider) -> Decimal | None:
         balance = provider.client().balance()
     except ProviderError as exc:
         log.warning("balance check of %s failed: %s", provider.name, exc.message)
+        provider.refused_key(exc, "the balance check")
         return None
     Provider.objects.filter(pk=provider.pk).update(
         balance=balance.amount, balance_currency=balance.currency,

@@ -314,8 +314,14 @@ def _status_item(found: tuple[Order, OrderState] | None) -> dict[str, Any]:
 # --- quirks 1-4 of issue 14: how some real upstreams' replies differ ------------------------
 
 
+# A real panel's words for a refused key or disabled account, as it sent them.
+OWN_BAD_KEY_WORDS = "API is disable for this user or user not found"
+
+
 def quirked_reply(quirks: set[str], action: str, reply: Any) -> Any:
     """The reply as an upstream with these quirks words it."""
+    if "own_bad_key_words" in quirks and reply == _error(BAD_KEY):
+        return _error(OWN_BAD_KEY_WORDS)
     if "zero_remains" in quirks and action == "status":
         # remains "0" until someone sets it: on live orders, and on a Partial without a count.
         return _zero_remains(reply)
