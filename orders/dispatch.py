@@ -205,6 +205,9 @@ def _paused(route: Route) -> str:
 def _unfit(order: Order, route: Route) -> str:
     """Why a route cannot take this order without asking it (and without selling at a loss)."""
     upstream = route.provider_service
+    if upstream.cost_unconfirmed:
+        return (f"{route.provider}'s cost for service {upstream.upstream_id} is "
+                f"{upstream.cost_rate} per 1000, too small to be right until an admin confirms it")
     if not route.is_usable():
         return f"{route.provider} no longer offers service {upstream.upstream_id}"
     flat = order.service.type in FLAT_TYPES  # a package's quantity is not ours to bound

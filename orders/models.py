@@ -155,7 +155,8 @@ class Route(models.Model):
         return self.provider_service.provider
 
     def is_usable(self) -> bool:
-        return self.provider_service.offered and self.provider.buying
+        upstream = self.provider_service
+        return upstream.offered and self.provider.buying and not upstream.cost_unconfirmed
 
     def cost_rate(self) -> Decimal:
         """The upstream's price per 1000 in the panel's currency."""

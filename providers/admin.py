@@ -6,6 +6,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from providers.models import Provider, ProviderService, ServiceChange
+from providers.sync import confirm_tiny_costs
 
 
 class HttpsURLField(forms.URLField):
@@ -66,9 +67,33 @@ class ProviderAdmin(admin.ModelAdmin[Provider]):
 @admin.register(ProviderService)
 class ProviderServiceAdmin(admin.ModelAdmin[ProviderService]):
     list_display = ["provider", "upstream_id", "name", "type", "cost_rate", "min_quantity",
-                    "max_quantity", "offered"]
-    list_filter = ["provider", "offered", "type"]
+                    "max_quantity", "offered", "sold"]
+    list_filter = ["provider", "offered", "cost_confirmed", "type"]
+    list_select_related = ["provider"]
     search_fields = ["name", "category"]
+    actions = ["confirm_tiny_costs"]
+
+    @admin.display(boolean=True, description="cost OK to sell")
+    def sold(self, obj: ProviderService) -> bool:
+        return not obj.cost_unconfirmed
+
+    @admin.action(description="Confirm tiny costs (checked upstream: zero or below 0.00001 "
+                              "per 1000 is the real price)")
+    def confirm_tiny_costs(self, request: HttpRequest,
+                           queryset: QuerySet[ProviderService]) -> None:
+        confirmed = confirm_tiny_costs(list(queryset.select_related("provider")),
+                                       str(request.user))
+        self.message_user(request, f"{confirmed} tiny cost(s) confirmed: sold again.")
+
+    def save_model(self, request: HttpRequest, obj: ProviderService, form: Any,
+                   change: bool) -> None:
+        # Ticking the box is a confirmation like the action: logged and priced the same way.
+        confirming = change and "cost_confirmed" in form.changed_data and obj.cost_confirmed
+        if confirming:
+            obj.cost_confirmed = False
+        super().save_model(request, obj, form, change)
+        if confirming:
+            confirm_tiny_costs([obj], str(request.user))
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # orders point at these rows

@@ -16,6 +16,10 @@ from providers.client import Client, ProviderError, check_url, mask_key
 RATE_PLACES = 6
 # Balances and charges: API v2 shows 5 decimals ("100.84292").
 MONEY_PLACES = 5
+# The smallest money unit (panel/money.py's SMALLEST: the panel keeps five places too). A
+# cost per 1000 below it is far likelier an upstream that rounds its rates ("0.004" stored
+# as "0.00") than a real price, so such a service waits for an admin to confirm it.
+SMALLEST_MONEY = Decimal(1).scaleb(-MONEY_PLACES)
 
 
 def validate_upstream_url(url: str) -> None:
@@ -175,6 +179,11 @@ class ProviderService(models.Model):
     description = models.TextField(blank=True)
     raw = models.JSONField(default=dict)
     offered = models.BooleanField(default=True)
+    # Cleared by every sync that changes the cost: a confirmation is of one cost, not all.
+    cost_confirmed = models.BooleanField(
+        "tiny cost confirmed", default=False,
+        help_text="An admin checked that a cost of zero or below 0.00001 per 1000 is real. "
+                  "Until then nothing is sold through this upstream service.")
     first_seen_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -190,6 +199,16 @@ class ProviderService(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider.name} #{self.upstream_id} {self.name}"
+
+    @property
+    def cost_is_tiny(self) -> bool:
+        """Zero, or below the smallest money unit per 1000, in the panel's currency."""
+        return self.provider.to_panel_currency(self.cost_rate) < SMALLEST_MONEY
+
+    @property
+    def cost_unconfirmed(self) -> bool:
+        """A tiny cost no admin has confirmed: not sold (orders.Route.is_usable)."""
+        return self.cost_is_tiny and not self.cost_confirmed
 
 
 class ServiceChange(models.Model):

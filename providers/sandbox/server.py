@@ -8,9 +8,9 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -336,6 +336,12 @@ def _zero_remains(reply: Any) -> Any:
     return {k: _zero_remains(v) for k, v in reply.items()}  # a multi-id status
 
 
+def two_decimal_service(service: Service) -> Service:
+    """The service as an upstream that stores rates with two decimals has it: 0.004 → 0.00."""
+    rate = Decimal(service.rate).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return replace(service, rate=f"{rate:f}")
+
+
 class Api:
     """API v2 actions on top of the store; replies are JSON-ready objects (or raw JSON bytes)."""
 
@@ -343,7 +349,7 @@ class Api:
         self.store = store
         self.quirks: set[str] = set()
         self._actions: dict[str, Callable[[str, Mapping[str, str], float], Any]] = {
-            "services": lambda key, params, now: self.store.services_json(),
+            "services": lambda key, params, now: self._services(),
             "balance": self._balance,
             "status": self._status,
             "refill": self._refill,
@@ -399,12 +405,19 @@ class Api:
         service = self.store.service(int(service_raw)) if service_raw.isdigit() else None
         if service is None:
             return _error(BAD_SERVICE)
+        if "two_decimal_rates" in self.quirks:
+            service = two_decimal_service(service)  # it charges what it stored
         try:
             new = build_order(service, params, now)
         except AddRefused as refused:
             return _error(str(refused))
         outcome = self.store.create_order(key, new, now)
         return _error(outcome) if isinstance(outcome, str) else {"order": outcome}
+
+    def _services(self) -> Any:
+        if "two_decimal_rates" in self.quirks:
+            return [two_decimal_service(s).to_api() for s in self.store.services()]
+        return self.store.services_json()
 
     def _balance(self, key: str, params: Mapping[str, str], now: float) -> dict[str, Any]:
         balance = self.store.balance(key, now) or Decimal(0)
