@@ -229,8 +229,8 @@ class OrderQuerySet(ClaimQuerySet["Order"]):
     def find(self, order_id: object) -> Order | None:
         """The order a client named, within this queryset (say, one customer's), or None."""
         pk = parse_id(order_id)
-        return None if pk is None else self.select_related("service", "route__provider_service"
-                                                            ).filter(pk=pk).first()
+        return None if pk is None else self.select_related(
+            "service", "route__provider_service", "provider").filter(pk=pk).first()
 
     def live(self) -> OrderQuerySet:
         return self.exclude(status__in=Order.TERMINAL)

@@ -280,14 +280,29 @@ def poll_refills(limit: int = 2000) -> int:
     for provider, batch in provider_batches(rows):
         client = clients.setdefault(provider.pk, provider.client())
         chunk = [(pk, upstream_id) for pk, _, upstream_id in batch]
+        if not provider.reports_refills:
+            changed += _stop_following([pk for pk, _ in chunk], provider.unsupported_learned)
+            continue
         asked = ask_in_halves(client.refill_statuses, [upstream_id for _, upstream_id in chunk])
         if asked.failure is not None:
             log.warning("refill poll of %s failed: %s", provider, asked.failure)
             provider.refused_key(asked.failure, "a refill status check")
+            if provider.learn_unsupported("refill_status", asked.failure):
+                changed += _stop_following([pk for pk, _ in chunk], asked.failure.message)
+                continue
         changed += _apply_refill_states(
             [(pk, upstream_id) for pk, upstream_id in chunk if upstream_id in asked.answers],
             asked.answers)
     return changed
+
+
+def _stop_following(pks: list[int], why: str) -> int:
+    """Refills sent to an upstream that cannot say how they went: asking again cannot help,
+    so they go to staff, who look upstream, instead of being polled forever."""
+    reason = f"the provider reports no refill statuses ({why.strip()}): check it upstream"
+    return Refill.objects.filter(pk__in=pks, status__in=Refill.POLLED).update(
+        status=Refill.Status.NEEDS_ATTENTION, next_check_at=None, error=reason[:1000],
+        flagged_at=timezone.now(), flag_reason=reason[:1000])
 
 
 def _apply_refill_states(chunk: list[tuple[int, int]],

@@ -36,6 +36,9 @@ REFILL_NO_UPSTREAM_ORDER = "no_upstream_order"
 REFILL_WINDOW_OVER = "window_over"
 REFILL_PENDING = "pending"
 REFILL_RUN = "run"
+REFILL_NOT_SUPPORTED = "not_supported"  # the upstream it was bought from has no refill
+
+NO_REFILL_UPSTREAM = "the provider takes no refill requests"
 
 
 def refill_obstacle(order: Order, active_refill: bool | None = None) -> str:
@@ -55,6 +58,8 @@ def refill_obstacle(order: Order, active_refill: bool | None = None) -> str:
     upstream = order.route.provider_service if order.route else None
     if upstream is not None and not upstream.refill:
         return REFILL_NOT_OFFERED
+    if order.provider is not None and not order.provider.can_refill:
+        return REFILL_NOT_SUPPORTED  # it could only be refused, or never be followed
     deadline = order.service.refill_deadline(order.finished_at)
     if deadline is not None and timezone.now() > deadline:
         return REFILL_WINDOW_OVER
@@ -119,6 +124,12 @@ def send_refills() -> int:
         items = [_Item(pk, order_id, upstream_ids.get(order_id) or 0, attempts)
                  for pk, _, order_id, attempts in batch]
         client, outcome = provider.client(), _Outcome(provider)
+        if not provider.can_refill:
+            # Asked for before the panel learned it has none: they end here, unsent.
+            for item in items:
+                outcome.reject(item, NO_REFILL_UPSTREAM, flag="")
+            outcome.save()
+            continue
         # A refill whose batch was refused as a whole goes alone from then on, in the
         # single-id form: an upstream that takes no lists, or one bad id that spoils a list,
         # then cannot hold the others up.
@@ -174,6 +185,8 @@ class _Outcome:
     def add(self, item: _Item, result: int | ProviderError) -> None:
         if isinstance(result, int):
             self.accepted[item.refill_id] = result
+        elif self.provider.learn_unsupported("refill", result):
+            self.reject(item, f"{NO_REFILL_UPSTREAM} ({result.message})", flag="")
         elif result.definite:  # nothing was created upstream: safe to ask again, within bounds
             self._refused(item, result.message)
         else:

@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from providers.models import Provider, ProviderService, ServiceChange
+from providers.models import UNSUPPORTABLE_ACTIONS, Provider, ProviderService, ServiceChange
 from providers.sync import confirm_tiny_costs
 
 
@@ -25,11 +25,20 @@ class ProviderForm(forms.ModelForm[Provider]):
         help_text="Leave empty to keep the current key.",
     )
 
+    unsupported_actions = forms.TypedMultipleChoiceField(
+        label="Unsupported actions", required=False, widget=forms.CheckboxSelectMultiple,
+        choices=[(a, a) for a in UNSUPPORTABLE_ACTIONS],
+        help_text="Actions this provider does not have: refills or cancels of orders bought "
+                  "here are then not offered. Learned from its replies; untick to try again.")
+
     class Meta:
         model = Provider
         fields = ["name", "api_url", "currency", "rate_to_panel", "enabled",
-                  "low_balance_threshold"]
+                  "low_balance_threshold", "unsupported_actions"]
         field_classes = {"api_url": HttpsURLField}
+
+    def clean_unsupported_actions(self) -> list[str]:
+        return sorted(self.cleaned_data.get("unsupported_actions") or [])
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -46,12 +55,17 @@ class ProviderForm(forms.ModelForm[Provider]):
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin[Provider]):
     form = ProviderForm
-    list_display = ["name", "api_url", "enabled", "buying_paused_at", "balance",
-                    "balance_currency", "last_sync_at", "last_sync_ok"]
-    readonly_fields = ["masked_key", "buying_paused_at", "currency_mismatch", "balance",
+    list_display = ["name", "api_url", "enabled", "buying_paused_at", "unsupported",
+                    "balance", "balance_currency", "last_sync_at", "last_sync_ok"]
+    readonly_fields = ["masked_key", "buying_paused_at", "currency_mismatch",
+                       "unsupported_learned", "balance",
                        "balance_currency", "balance_checked_at", "last_sync_at", "last_sync_ok",
                        "last_sync_message"]
     actions = ["resume_buying"]
+
+    @admin.display(description="unsupported actions")
+    def unsupported(self, obj: Provider) -> str:
+        return ", ".join(obj.unsupported_actions) or "—"
 
     @admin.action(description="Resume buying (the reason it was paused is dealt with)")
     def resume_buying(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:

@@ -66,6 +66,9 @@ class ErrorKind(StrEnum):
     DUPLICATE_LINK = "duplicate_link"
     INCORRECT_ORDER = "incorrect_order"
     UNSAFE_URL = "unsafe_url"
+    # An action the upstream does not have (UNSUPPORTED_WORDS); on `add`, the same words
+    # refuse parameters it does not take.
+    UNSUPPORTED = "unsupported"
     RATE_LIMITED = "rate_limited"
     TRANSPORT = "transport"
     BAD_REPLY = "bad_reply"
@@ -91,6 +94,12 @@ class ProviderError(Exception):
         """The upstream refused our key or the account behind it (KEY_REFUSALS): nothing
         will work there until an admin deals with it."""
         return self.definite and self.kind == ErrorKind.INVALID_KEY
+
+    @property
+    def unsupported(self) -> bool:
+        """The upstream says it has no such action (UNSUPPORTED_WORDS): asking again, or
+        in another form, cannot help."""
+        return self.definite and self.kind == ErrorKind.UNSUPPORTED
 
     @property
     def temporary(self) -> bool:
@@ -384,6 +393,17 @@ KEY_REFUSALS: tuple[str, ...] = (
     r"^unauthori[sz]ed\b",
 )
 
+# How real panels answer an action they do not have (refill, refill_status or cancel on a
+# panel without them): not the protocol's "Incorrect request", which upstreams also use for
+# a list of ids they do not take, and which single-id requests then get past.
+UNSUPPORTED_WORDS: tuple[str, ...] = (
+    r"^request invalid\b",                  # "Request Invalid"
+    r"\b(this )?action is invalid",          # "This action is Invalid"
+    r"\b(invalid|unknown|unsupported) action",
+    r"\baction (is )?(not found|not supported|not allowed|not available|disabled)",
+    r"\b(method|action|function) not (supported|implemented)",
+)
+
 # Checked in order; a space in a pattern matches any run of spaces, "_", "." or "-", so the
 # English texts and the untranslated keys ("neworder.error.min_quantity") share one pattern.
 _ERROR_PATTERNS = {
@@ -401,6 +421,7 @@ _ERROR_PATTERNS = {
     r"\blink (is )?(invalid|incorrect)",
     ErrorKind.INCORRECT_ORDER: r"(invalid|incorrect|wrong|unknown|bad) (order|refill)|"
     r"(order|refill) (id )?not found",
+    ErrorKind.UNSUPPORTED: "|".join(UNSUPPORTED_WORDS),
 }
 _ERROR_REGEXES = [
     (kind, re.compile(pattern.replace(" ", r"[\s_.-]*")))

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
 from providers import keys
@@ -29,6 +29,10 @@ def validate_upstream_url(url: str) -> None:
         check_url(url, allow_private=settings.PROVIDER_ALLOW_PRIVATE_ADDRESSES)
     except ProviderError as exc:
         raise ValidationError(exc.message) from None
+
+
+# What an upstream may not have, of the actions beyond services, add, status and balance.
+UNSUPPORTABLE_ACTIONS = ("refill", "refill_status", "cancel")
 
 
 class Provider(models.Model):
@@ -57,6 +61,13 @@ class Provider(models.Model):
     # when it refused our key or account (refused_key): every order would fail there.
     buying_paused_at = models.DateTimeField(null=True, blank=True, editable=False)
     currency_mismatch = models.TextField("why buying is paused", blank=True, editable=False)
+
+    # Actions of UNSUPPORTABLE_ACTIONS this upstream does not have, learned from its replies
+    # (learn_unsupported) or set by an admin: refills and cancels of orders bought here are
+    # then not offered, and requests for them end instead of being retried.
+    unsupported_actions = models.JSONField(default=list, blank=True)
+    unsupported_learned = models.TextField("how they were learned", blank=True,
+                                           editable=False)
 
     last_sync_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_sync_ok = models.BooleanField(null=True, editable=False)
@@ -148,6 +159,47 @@ class Provider(models.Model):
     def resume_buying(self) -> None:
         Provider.objects.filter(pk=self.pk).update(buying_paused_at=None, currency_mismatch="")
         self.buying_paused_at, self.currency_mismatch = None, ""
+
+    @property
+    def can_refill(self) -> bool:
+        """A refill needs both: one to ask for it, one to follow it."""
+        return "refill" not in self.unsupported_actions and self.reports_refills
+
+    @property
+    def reports_refills(self) -> bool:
+        return "refill_status" not in self.unsupported_actions
+
+    @property
+    def can_cancel(self) -> bool:
+        return "cancel" not in self.unsupported_actions
+
+    def learn_unsupported(self, action: str, error: ProviderError) -> bool:
+        """True when `error` says this upstream has no such action, recorded (and the admins
+        told) the first time it says so."""
+        if not error.unsupported or action not in UNSUPPORTABLE_ACTIONS:
+            return False
+        if action in self.unsupported_actions:
+            return True
+        with transaction.atomic():  # two sweeps learning two actions at once keep both
+            row = Provider.objects.select_for_update().only(
+                "unsupported_actions", "unsupported_learned").get(pk=self.pk)
+            known = set(row.unsupported_actions)
+            learned = row.unsupported_learned
+            if action not in known:
+                known.add(action)
+                learned += (f"{timezone.now():%Y-%m-%d %H:%M} UTC: {action} answered "
+                            f"{error.message!r}\n")
+                Provider.objects.filter(pk=self.pk).update(
+                    unsupported_actions=sorted(known), unsupported_learned=learned)
+        first = action not in row.unsupported_actions
+        self.unsupported_actions, self.unsupported_learned = sorted(known), learned
+        if first:
+            alert_admins(f"Provider {self.name} has no {action}",
+                         f"{self.name} answered {action} with {error.message!r}: the panel "
+                         f"no longer offers what needs it for orders bought there, and ends "
+                         "the requests already made. If it does have it, untick it under "
+                         "'Unsupported actions' on the provider (admin: Providers).")
+        return True
 
     def record_sync(self, ok: bool, message: str) -> None:
         Provider.objects.filter(pk=self.pk).update(

@@ -318,6 +318,11 @@ def _status_item(found: tuple[Order, OrderState] | None) -> dict[str, Any]:
 OWN_BAD_KEY_WORDS = "API is disable for this user or user not found"
 
 
+# What a panel without refills and cancels answers when asked for them.
+NO_SUCH_ACTIONS = frozenset({"refill", "refill_status", "cancel"})
+REQUEST_INVALID = "Request Invalid"
+
+
 def quirked_reply(quirks: set[str], action: str, reply: Any) -> Any:
     """The reply as an upstream with these quirks words it."""
     if "own_bad_key_words" in quirks and reply == _error(BAD_KEY):
@@ -371,6 +376,8 @@ class Api:
             return reply
         if not key or not self.store.has_key(key):
             return _error(BAD_KEY)
+        if "no_refill_cancel" in self.quirks and action in NO_SUCH_ACTIONS:
+            return _error(REQUEST_INVALID)  # a panel without them: every form, every id
         handler = self._actions.get(action)
         return _error(BAD_REQUEST) if handler is None else handler(key, params, now)
 
