@@ -123,24 +123,31 @@ def send_refills() -> int:
     for provider, batch in provider_batches(rows):
         items = [_Item(pk, order_id, upstream_ids.get(order_id) or 0, attempts)
                  for pk, _, order_id, attempts in batch]
-        client, outcome = provider.client(), _Outcome(provider)
-        if not provider.can_refill:
+        outcome = _Outcome(provider)
+        if provider.can_refill:
+            _send(provider.client(), items, outcome)
+        else:
             # Asked for before the panel learned it has none: they end here, unsent.
             for item in items:
                 outcome.reject(item, NO_REFILL_UPSTREAM, flag="")
-            outcome.save()
-            continue
-        # A refill whose batch was refused as a whole goes alone from then on, in the
-        # single-id form: an upstream that takes no lists, or one bad id that spoils a list,
-        # then cannot hold the others up.
-        together = [i for i in items if i.attempts < ALONE_AFTER]
-        if together:
-            _send_together(client, together, outcome)
-        for item in items:
-            if item.attempts >= ALONE_AFTER:
-                _send_alone(client, item, outcome)
         outcome.save()
     return len(rows)
+
+
+def _send(client: Client, items: list[_Item], outcome: _Outcome) -> None:
+    # A refill whose batch was refused as a whole goes alone from then on, in the
+    # single-id form: an upstream that takes no lists, or one bad id that spoils a list,
+    # then cannot hold the others up.
+    together = [i for i in items if i.attempts < ALONE_AFTER]
+    if together:
+        _send_together(client, together, outcome)
+    for item in items:
+        if item.attempts < ALONE_AFTER:
+            continue
+        if outcome.provider.can_refill:
+            _send_alone(client, item, outcome)
+        else:  # learned from the request before: no use asking again
+            outcome.reject(item, NO_REFILL_UPSTREAM, flag="")
 
 
 def _send_together(client: Client, items: list[_Item], outcome: _Outcome) -> None:

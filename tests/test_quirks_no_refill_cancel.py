@@ -88,15 +88,21 @@ def test_a_refill_answered_request_invalid_is_learned_and_no_longer_offered(
         catalog, service, alice, sandbox, client, admin_user, caplog):
     ledger.deposit(alice.pk, Decimal("100"))
     first, second = _completed(alice, service, 1), _completed(alice, service, 2)
+    third = _completed(alice, service, 3)
     sandbox.set_quirk("no_refill_cancel")
     key = ApiKey.issue(alice)[1]
     asked = _api(client, key, "refill", order=first.pk)  # the panel does not know yet
     refill = Refill.objects.get(pk=int(asked["refill"]))
+    alone = refills.request_refill(alice, third.pk)
+    Refill.objects.filter(pk=alone.pk).update(attempts=1)  # one that goes on its own
     caplog.set_level(logging.INFO, logger="providers.client")
+    caplog.clear()
 
     refills.send_refills()
     refills.send_refills()
 
+    alone.refresh_from_db()
+    assert alone.status == Refill.Status.REJECTED and "no refill requests" in alone.error
     refill.refresh_from_db()
     catalog.refresh_from_db()
     assert catalog.unsupported_actions == ["refill"] and "Request Invalid" in (
