@@ -33,6 +33,9 @@ CANCEL_FINISHED = "finished"
 CANCEL_IN_FLIGHT = "in_flight"
 CANCEL_RUNS_STARTED = "runs_started"
 CANCEL_RUN = "run"
+CANCEL_NOT_SUPPORTED = "not_supported"  # the upstream it was bought from has no cancel
+
+NO_CANCEL_UPSTREAM = "the provider takes no cancel requests"
 
 
 def cancel_obstacle(order: Order) -> str:
@@ -55,6 +58,8 @@ def cancel_obstacle(order: Order) -> str:
     upstream = order.route.provider_service if order.route else None
     if upstream is not None and not upstream.cancel:
         return CANCEL_NOT_OFFERED
+    if order.provider is not None and not order.provider.can_cancel:
+        return CANCEL_NOT_SUPPORTED
     return ""
 
 
@@ -117,12 +122,19 @@ def send_cancels(limit: int = 1000) -> int:
 def _send_batch(provider: Provider, items: list[tuple[int, int, int]], sent_at: Any) -> None:
     """items: (order id, upstream id, cancel attempts so far); sent_at is the claim's mark,
     so a late worker cannot record over a newer claim."""
+    outcome = _Outcome(provider, sent_at)
+    if not provider.can_cancel:
+        # Asked for before the panel learned it has none: they end here, unsent.
+        for pk, _, _ in items:
+            outcome.unsupported(pk, NO_CANCEL_UPSTREAM)
+        outcome.save()
+        return
     try:
         results: dict[int, bool | ProviderError] = provider.client().cancel(
             [upstream_id for _, upstream_id, _ in items])
     except ProviderError as exc:
+        provider.refused_key(exc, "a cancel request")
         results = {upstream_id: exc for _, upstream_id, _ in items}
-    outcome = _Outcome(provider, sent_at)
     for pk, upstream_id, attempts in items:
         outcome.add(pk, attempts, results.get(upstream_id))
     outcome.save()
@@ -147,6 +159,9 @@ class _Outcome:
                          next_check_at=self.now, cancel_error="")
         elif result is False:
             self._refused(pk, attempts + 1, "the upstream did not accept the cancel")
+        elif isinstance(result, ProviderError) and self.provider.learn_unsupported("cancel",
+                                                                                   result):
+            self.unsupported(pk, f"{NO_CANCEL_UPSTREAM} ({result.message})")
         elif isinstance(result, ProviderError) and result.definite:
             self._refused(pk, attempts + 1, result.message)
         else:
@@ -157,6 +172,13 @@ class _Outcome:
             self._update(pk, "cancel_unknown", reason, cancel_error=why[:1000],
                          flagged_at=self.now, flag_reason=reason)
             self.events.append(OrderEvent(order_id=pk, kind="flagged", message=reason))
+
+    def unsupported(self, pk: int, why: str) -> None:
+        """The upstream has no cancel: the request ends, the order goes on, the customer
+        reads that it did not go through, and the cancel is no longer offered."""
+        self._update(pk, "cancel_failed", f"cancel refused by {self.provider}: {why}",
+                     cancel_sent_at=None, cancel_due_at=None, cancel_requested_at=None,
+                     cancel_error=why[:1000])
 
     def _refused(self, pk: int, attempts: int, why: str) -> None:
         text = f"cancel refused by {self.provider}: {why}"

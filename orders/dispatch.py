@@ -128,7 +128,10 @@ def send_claimed(order_id: int, token: uuid.UUID) -> None:
         if not result.definite:
             _park(order, route, result)
             return
-        if result.temporary:
+        if result.key_refused and _key_refused(route, result):
+            put_off[route.pk] = _paused(route)
+            order.log("route_busy", put_off[route.pk])
+        elif result.temporary:
             put_off[route.pk] = _put_off_route(order, route, result)
         else:
             dripfeed_refused |= _refused_dripfeed(order, route, result)
@@ -148,7 +151,10 @@ def _refused_dripfeed(order: Order, route: Route, exc: ProviderError) -> bool:
     definite error in its own words ("Request Invalid" for an interval it does not allow).
     Errors that name another cause (link, key, service, quantity) are not about drip-feed.
     The route is remembered as one the panel drip-feeds itself, and this order is run here."""
-    if not (order.runs and order.parent_id is None) or exc.kind != ErrorKind.OTHER:
+    # "Request Invalid" classes as UNSUPPORTED (an action the upstream lacks); on an `add`
+    # with runs it refuses the drip-feed parameters. Other definite words are OTHER.
+    about_dripfeed = exc.definite and exc.kind in (ErrorKind.OTHER, ErrorKind.UNSUPPORTED)
+    if not (order.runs and order.parent_id is None) or not about_dripfeed:
         return False
     reason = f"refused runs={order.runs} interval={order.interval}: {exc.message}"
     if route.refuse_dripfeed(reason):
@@ -204,7 +210,7 @@ def _next_route(order: Order, skip: dict[int, str]) -> Route | None:
         if route.pk in order.tried_routes or route.pk in skip:
             continue
         if route.provider.buying_paused_at is not None:
-            skip[route.pk] = f"{route.provider}: buying paused ({route.provider.currency_mismatch})"
+            skip[route.pk] = _paused(route)
             continue
         reason = _unfit(order, route)
         if reason:
@@ -214,9 +220,16 @@ def _next_route(order: Order, skip: dict[int, str]) -> Route | None:
     return None
 
 
+def _paused(route: Route) -> str:
+    return f"{route.provider}: buying paused ({route.provider.currency_mismatch})"
+
+
 def _unfit(order: Order, route: Route) -> str:
     """Why a route cannot take this order without asking it (and without selling at a loss)."""
     upstream = route.provider_service
+    if upstream.cost_unconfirmed:
+        return (f"{route.provider}'s cost for service {upstream.upstream_id} is "
+                f"{upstream.cost_rate} per 1000, too small to be right until an admin confirms it")
     if not route.is_usable():
         return f"{route.provider} no longer offers service {upstream.upstream_id}"
     flat = order.service.type in FLAT_TYPES  # a package's quantity is not ours to bound
@@ -252,6 +265,22 @@ def _record_failed_route(order: Order, route: Route, exc: ProviderError | None,
     Order.objects.filter(pk=order.pk).update(tried_routes=order.tried_routes, error=message)
     order.log("route_failed", message)
     log.info("order %s: route %s refused: %s", order.pk, route.pk, message)
+
+
+def _key_refused(route: Route, exc: ProviderError) -> bool:
+    """An `add` refused in words of a key refusal: buying from the provider is paused and
+    the order waits for an admin, rather than failing here and at every order after it.
+    Such words can also be about the order ("User not found" for a username parameter), so
+    a `balance` call, which names nothing but the key, decides; when it cannot answer
+    either, the refusal is taken at its word."""
+    try:
+        with route.provider.client() as client:
+            client.balance()
+    except ProviderError as check:
+        log.warning("%s: balance check after a key refusal: %s", route.provider, check)
+    else:
+        return False  # the key works: the refusal was about this order
+    return route.provider.refused_key(exc, "an order was refused") or True
 
 
 def _put_off_route(order: Order, route: Route, exc: ProviderError) -> str:

@@ -162,7 +162,8 @@ class Route(models.Model):
         return self.provider_service.provider
 
     def is_usable(self) -> bool:
-        return self.provider_service.offered and self.provider.buying
+        upstream = self.provider_service
+        return upstream.offered and self.provider.buying and not upstream.cost_unconfirmed
 
     @property
     def upstream_dripfeeds(self) -> bool:
@@ -253,8 +254,8 @@ class OrderQuerySet(ClaimQuerySet["Order"]):
     def find(self, order_id: object) -> Order | None:
         """The order a client named, within this queryset (say, one customer's), or None."""
         pk = parse_id(order_id)
-        return None if pk is None else self.select_related("service", "route__provider_service"
-                                                            ).filter(pk=pk).first()
+        return None if pk is None else self.select_related(
+            "service", "route__provider_service", "provider").filter(pk=pk).first()
 
     def live(self) -> OrderQuerySet:
         return self.exclude(status__in=Order.TERMINAL)
@@ -480,6 +481,8 @@ class Order(models.Model):
             else self.upstream_quantity,
             "cost_difference": self._cost_difference(reply),
         }
+        if status == self.Status.PARTIAL:
+            fields["remains"] = self.partial_remains(reply)
         if status != self.status or fields["remains"] != self.remains:
             fields["last_progress_at"] = now
         if status in self.TERMINAL:
@@ -487,6 +490,16 @@ class Order(models.Model):
         else:
             fields["next_check_at"] = next_check
         return fields
+
+    def partial_remains(self, reply: OrderStatus) -> int | None:
+        """What a Partial reply says was not delivered, or None when it does not say it
+        believably: no count, 0 (nothing missing contradicts Partial; some upstreams report
+        "0" until someone sets it) or not below the units ordered (nothing delivered). A
+        count kept from an earlier poll is no answer either: it was about a live order."""
+        units = self.refund_units()
+        if reply.remains is None or units is None or not 0 < reply.remains < units:
+            return None
+        return reply.remains
 
     def _cost_difference(self, reply: OrderStatus) -> Decimal | None:
         """The upstream's charge converted by the provider's rate, minus the cost snapshot.
@@ -565,14 +578,14 @@ class Order(models.Model):
         fields = self.fields_from_reply(reply, now, next_check or now)
         shortfall = self.new_upstream_shortfall(fields)
         if fields["status"] in self.TERMINAL:
-            changed = self.finish(fields, remains_known=reply.remains is not None)
+            changed = self.finish(fields, reported_remains=reply.remains)
         else:
             changed = self.compare_and_set(self.status, **fields)
         if changed and shortfall:
             Order.flag_shortfalls([(self, shortfall)])
         return changed
 
-    def finish(self, fields: dict[str, Any], *, remains_known: bool) -> bool:
+    def finish(self, fields: dict[str, Any], *, reported_remains: int | None) -> bool:
         """Move to a terminal status and refund what it calls for, in one transaction."""
         with transaction.atomic():
             if not self.compare_and_set(self.status, **fields):
@@ -581,14 +594,21 @@ class Order(models.Model):
             if self.status == self.Status.CANCELED:
                 self.refund(self.charge, "canceled upstream")
             elif self.status == self.Status.PARTIAL:
-                self._refund_partial(remains_known)
+                self._refund_partial(reported_remains)
             if self.parent_id:
                 Order.settle_runs(self.parent_id)
         return True
 
-    def _refund_partial(self, remains_known: bool) -> None:
-        if not remains_known or self.remains is None or self.refund_units() is None:
-            self.flag("Partial, but the undelivered quantity is unknown: refund by hand")
+    def _refund_partial(self, reported_remains: int | None) -> None:
+        """Refund the undelivered share, or, when the reply did not say it believably
+        (partial_remains), hold the money and flag the order: a guess could refund nothing
+        for an order that was not delivered, or everything for one that was."""
+        if self.remains is None:
+            said = "no count" if reported_remains is None else f"remains {reported_remains}"
+            units = self.refund_units()
+            of = f"of {units} units" if units else "for a package, whose size is not ours"
+            self.flag(f"Partial, but the undelivered quantity is unknown (the upstream said "
+                      f"{said} {of}): check upstream and refund by hand")
             return
         self.refund(self.undelivered_share(self.remains), f"partial: {self.remains} undelivered")
 

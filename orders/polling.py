@@ -75,6 +75,7 @@ def poll_orders(limit: int = 2000) -> PollStats:
         stats.per_provider[provider.pk] = stats.per_provider.get(provider.pk, 0) + asked.requests
         if asked.failure is not None:
             log.warning("status poll of %s failed: %s", provider, asked.failure)
+            provider.refused_key(asked.failure, "a status check")
             stats.errors += 1
             if asked.failure.timed_out:
                 timed_out.add(provider.pk)
@@ -178,15 +179,15 @@ def apply_replies(chunk: list[tuple[int, int]],
         if shortfall := order.new_upstream_shortfall(fields):
             shortfalls.append((order, shortfall))
         if _settles_alone(order, fields["status"]):
-            finishing.append((order, fields, reply.remains is not None))
+            finishing.append((order, fields, reply.remains))
         else:
             updates.append((order, fields))
     _check_currencies(orders.values(), replies, dict(chunk))
     changed = _bulk_compare_and_set(updates)
     _record_poll_errors(failed, now)
     _clear_poll_errors([o for o, f in updates if "status" in f] + [o for o, _, _ in finishing])
-    for order, fields, remains_known in finishing:
-        changed += order.finish(fields, remains_known=remains_known)
+    for order, fields, reported_remains in finishing:
+        changed += order.finish(fields, reported_remains=reported_remains)
     Order.flag_shortfalls(shortfalls)
     return changed
 
@@ -318,13 +319,29 @@ def poll_refills(limit: int = 2000) -> int:
     for provider, batch in provider_batches(rows):
         client = clients.setdefault(provider.pk, provider.client())
         chunk = [(pk, upstream_id) for pk, _, upstream_id in batch]
+        if not provider.reports_refills:
+            changed += _stop_following([pk for pk, _ in chunk], provider.unsupported_learned)
+            continue
         asked = ask_in_halves(client.refill_statuses, [upstream_id for _, upstream_id in chunk])
         if asked.failure is not None:
             log.warning("refill poll of %s failed: %s", provider, asked.failure)
+            provider.refused_key(asked.failure, "a refill status check")
+            if provider.learn_unsupported("refill_status", asked.failure):
+                changed += _stop_following([pk for pk, _ in chunk], asked.failure.message)
+                continue
         changed += _apply_refill_states(
             [(pk, upstream_id) for pk, upstream_id in chunk if upstream_id in asked.answers],
             asked.answers)
     return changed
+
+
+def _stop_following(pks: list[int], why: str) -> int:
+    """Refills sent to an upstream that cannot say how they went: asking again cannot help,
+    so they go to staff, who look upstream, instead of being polled forever."""
+    reason = f"the provider reports no refill statuses ({why.strip()}): check it upstream"
+    return Refill.objects.filter(pk__in=pks, status__in=Refill.POLLED).update(
+        status=Refill.Status.NEEDS_ATTENTION, next_check_at=None, error=reason[:1000],
+        flagged_at=timezone.now(), flag_reason=reason[:1000])
 
 
 def _apply_refill_states(chunk: list[tuple[int, int]],

@@ -36,6 +36,9 @@ REFILL_NO_UPSTREAM_ORDER = "no_upstream_order"
 REFILL_WINDOW_OVER = "window_over"
 REFILL_PENDING = "pending"
 REFILL_RUN = "run"
+REFILL_NOT_SUPPORTED = "not_supported"  # the upstream it was bought from has no refill
+
+NO_REFILL_UPSTREAM = "the provider takes no refill requests"
 
 
 def refill_obstacle(order: Order, active_refill: bool | None = None) -> str:
@@ -55,6 +58,8 @@ def refill_obstacle(order: Order, active_refill: bool | None = None) -> str:
     upstream = order.route.provider_service if order.route else None
     if upstream is not None and not upstream.refill:
         return REFILL_NOT_OFFERED
+    if order.provider is not None and not order.provider.can_refill:
+        return REFILL_NOT_SUPPORTED  # it could only be refused, or never be followed
     deadline = order.service.refill_deadline(order.finished_at)
     if deadline is not None and timezone.now() > deadline:
         return REFILL_WINDOW_OVER
@@ -118,24 +123,38 @@ def send_refills() -> int:
     for provider, batch in provider_batches(rows):
         items = [_Item(pk, order_id, upstream_ids.get(order_id) or 0, attempts)
                  for pk, _, order_id, attempts in batch]
-        client, outcome = provider.client(), _Outcome(provider)
-        # A refill whose batch was refused as a whole goes alone from then on, in the
-        # single-id form: an upstream that takes no lists, or one bad id that spoils a list,
-        # then cannot hold the others up.
-        together = [i for i in items if i.attempts < ALONE_AFTER]
-        if together:
-            _send_together(client, together, outcome)
-        for item in items:
-            if item.attempts >= ALONE_AFTER:
-                _send_alone(client, item, outcome)
+        outcome = _Outcome(provider)
+        if provider.can_refill:
+            _send(provider.client(), items, outcome)
+        else:
+            # Asked for before the panel learned it has none: they end here, unsent.
+            for item in items:
+                outcome.reject(item, NO_REFILL_UPSTREAM, flag="")
         outcome.save()
     return len(rows)
+
+
+def _send(client: Client, items: list[_Item], outcome: _Outcome) -> None:
+    # A refill whose batch was refused as a whole goes alone from then on, in the
+    # single-id form: an upstream that takes no lists, or one bad id that spoils a list,
+    # then cannot hold the others up.
+    together = [i for i in items if i.attempts < ALONE_AFTER]
+    if together:
+        _send_together(client, together, outcome)
+    for item in items:
+        if item.attempts < ALONE_AFTER:
+            continue
+        if outcome.provider.can_refill:
+            _send_alone(client, item, outcome)
+        else:  # learned from the request before: no use asking again
+            outcome.reject(item, NO_REFILL_UPSTREAM, flag="")
 
 
 def _send_together(client: Client, items: list[_Item], outcome: _Outcome) -> None:
     try:
         results = client.refills([item.upstream_order_id for item in items])
     except ProviderError as exc:
+        outcome.provider.refused_key(exc, "a refill request")
         for item in items:
             outcome.add(item, exc)
         return
@@ -173,6 +192,8 @@ class _Outcome:
     def add(self, item: _Item, result: int | ProviderError) -> None:
         if isinstance(result, int):
             self.accepted[item.refill_id] = result
+        elif self.provider.learn_unsupported("refill", result):
+            self.reject(item, f"{NO_REFILL_UPSTREAM} ({result.message})", flag="")
         elif result.definite:  # nothing was created upstream: safe to ask again, within bounds
             self._refused(item, result.message)
         else:

@@ -5,7 +5,8 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from providers.models import Provider, ProviderService, ServiceChange
+from providers.models import UNSUPPORTABLE_ACTIONS, Provider, ProviderService, ServiceChange
+from providers.sync import confirm_tiny_costs
 
 
 class HttpsURLField(forms.URLField):
@@ -24,11 +25,20 @@ class ProviderForm(forms.ModelForm[Provider]):
         help_text="Leave empty to keep the current key.",
     )
 
+    unsupported_actions = forms.TypedMultipleChoiceField(
+        label="Unsupported actions", required=False, widget=forms.CheckboxSelectMultiple,
+        choices=[(a, a) for a in UNSUPPORTABLE_ACTIONS],
+        help_text="Actions this provider does not have: refills or cancels of orders bought "
+                  "here are then not offered. Learned from its replies; untick to try again.")
+
     class Meta:
         model = Provider
         fields = ["name", "api_url", "currency", "rate_to_panel", "enabled",
-                  "low_balance_threshold"]
+                  "low_balance_threshold", "unsupported_actions"]
         field_classes = {"api_url": HttpsURLField}
+
+    def clean_unsupported_actions(self) -> list[str]:
+        return sorted(self.cleaned_data.get("unsupported_actions") or [])
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -45,17 +55,22 @@ class ProviderForm(forms.ModelForm[Provider]):
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin[Provider]):
     form = ProviderForm
-    list_display = ["name", "api_url", "enabled", "buying_paused_at", "balance",
-                    "balance_currency", "last_sync_at", "last_sync_ok", "status_batch_size",
-                    "cost_mismatches"]
-    readonly_fields = ["masked_key", "buying_paused_at", "currency_mismatch", "balance",
+    list_display = ["name", "api_url", "enabled", "buying_paused_at", "unsupported",
+                    "balance", "balance_currency", "last_sync_at", "last_sync_ok",
+                    "status_batch_size", "cost_mismatches"]
+    readonly_fields = ["masked_key", "buying_paused_at", "currency_mismatch",
+                       "unsupported_learned", "balance",
                        "balance_currency", "balance_checked_at", "last_sync_at", "last_sync_ok",
                        "last_sync_message", "status_batch_size", "status_latency_ms",
                        "status_timed_out_at", "cost_mismatches", "last_cost_mismatch",
                        "last_cost_mismatch_at"]
     actions = ["resume_buying"]
 
-    @admin.action(description="Resume buying (currency and conversion rate checked)")
+    @admin.display(description="unsupported actions")
+    def unsupported(self, obj: Provider) -> str:
+        return ", ".join(obj.unsupported_actions) or "—"
+
+    @admin.action(description="Resume buying (the reason it was paused is dealt with)")
     def resume_buying(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
         # The next balance check or status poll pauses it again if the currency still differs.
         for provider in queryset.exclude(buying_paused_at=None):
@@ -63,15 +78,39 @@ class ProviderAdmin(admin.ModelAdmin[Provider]):
             provider.resume_buying()
             self.log_change(request, provider, f"Resumed buying, paused because: {reason}")
         self.message_user(request, "Buying resumed; the next balance check verifies the "
-                                   "currency again.")
+                                   "currency and the key again.")
 
 
 @admin.register(ProviderService)
 class ProviderServiceAdmin(admin.ModelAdmin[ProviderService]):
     list_display = ["provider", "upstream_id", "name", "type", "cost_rate", "min_quantity",
-                    "max_quantity", "offered"]
-    list_filter = ["provider", "offered", "type"]
+                    "max_quantity", "offered", "sold"]
+    list_filter = ["provider", "offered", "cost_confirmed", "type"]
+    list_select_related = ["provider"]
     search_fields = ["name", "category"]
+    actions = ["confirm_tiny_costs"]
+
+    @admin.display(boolean=True, description="cost OK to sell")
+    def sold(self, obj: ProviderService) -> bool:
+        return not obj.cost_unconfirmed
+
+    @admin.action(description="Confirm tiny costs (checked upstream: zero or below 0.00001 "
+                              "per 1000 is the real price)")
+    def confirm_tiny_costs(self, request: HttpRequest,
+                           queryset: QuerySet[ProviderService]) -> None:
+        confirmed = confirm_tiny_costs(list(queryset.select_related("provider")),
+                                       str(request.user))
+        self.message_user(request, f"{confirmed} tiny cost(s) confirmed: sold again.")
+
+    def save_model(self, request: HttpRequest, obj: ProviderService, form: Any,
+                   change: bool) -> None:
+        # Ticking the box is a confirmation like the action: logged and priced the same way.
+        confirming = change and "cost_confirmed" in form.changed_data and obj.cost_confirmed
+        if confirming:
+            obj.cost_confirmed = False
+        super().save_model(request, obj, form, change)
+        if confirming:
+            confirm_tiny_costs([obj], str(request.user))
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # orders point at these rows

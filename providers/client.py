@@ -75,6 +75,9 @@ class ErrorKind(StrEnum):
     DUPLICATE_LINK = "duplicate_link"
     INCORRECT_ORDER = "incorrect_order"
     UNSAFE_URL = "unsafe_url"
+    # An action the upstream does not have (UNSUPPORTED_WORDS); on `add`, the same words
+    # refuse parameters it does not take.
+    UNSUPPORTED = "unsupported"
     RATE_LIMITED = "rate_limited"
     TRANSPORT = "transport"
     BAD_REPLY = "bad_reply"
@@ -100,6 +103,18 @@ class ProviderError(Exception):
         # The upstream took longer than the read timeout to answer (a slow, not a broken,
         # upstream): callers asking about many ids at once ask about fewer next time.
         self.timed_out = timed_out
+
+    @property
+    def key_refused(self) -> bool:
+        """The upstream refused our key or the account behind it (KEY_REFUSALS): nothing
+        will work there until an admin deals with it."""
+        return self.definite and self.kind == ErrorKind.INVALID_KEY
+
+    @property
+    def unsupported(self) -> bool:
+        """The upstream says it has no such action (UNSUPPORTED_WORDS): asking again, or
+        in another form, cannot help."""
+        return self.definite and self.kind == ErrorKind.UNSUPPORTED
 
     @property
     def temporary(self) -> bool:
@@ -381,14 +396,40 @@ def _transport(message: str, *, definite: bool) -> ProviderError:
     return ProviderError(ErrorKind.TRANSPORT, message, definite=definite)
 
 
+# How real panels say that our key, or the account behind it, is refused: every request
+# will fail the same way until an admin deals with it at the upstream. One wording per line,
+# lower case, in the pattern language below; add a panel's own words here.
+KEY_REFUSALS: tuple[str, ...] = (
+    r"(invalid|incorrect|wrong|bad|unknown) (api )?key\b",
+    r"\bapi key (is )?(invalid|incorrect|wrong|not valid|not found|expired|revoked|disabled)",
+    r"\bkey (is )?(not found|expired|revoked|disabled)",
+    r"api (access )?(is )?disabled? for this user",  # "API is disable for this user or …"
+    r"\buser (is )?not found",                          # "User not found", "User Not Found!"
+    r"\b(your )?account (is |has been )?(banned|blocked|suspended|disabled|deactivated|"
+    r"inactive|locked)",
+    r"\b(user|account) (is )?(banned|blocked|suspended)",
+    r"\bapi (access )?(is )?(disabled|not enabled|turned off)",
+    r"^unauthori[sz]ed\b",
+)
+
+# How real panels answer an action they do not have (refill, refill_status or cancel on a
+# panel without them): not the protocol's "Incorrect request", which upstreams also use for
+# a list of ids they do not take, and which single-id requests then get past.
+UNSUPPORTED_WORDS: tuple[str, ...] = (
+    r"^request invalid\b",                  # "Request Invalid"
+    r"\b(this )?action is invalid",          # "This action is Invalid"
+    r"\b(invalid|unknown|unsupported) action",
+    r"\baction (is )?(not found|not supported|not allowed|not available|disabled)",
+    r"\b(method|action|function) not (supported|implemented)",
+)
+
 # Checked in order; a space in a pattern matches any run of spaces, "_", "." or "-", so the
 # English texts and the untranslated keys ("neworder.error.min_quantity") share one pattern.
 _ERROR_PATTERNS = {
     # Before BAD_LINK: "neworder.error.link_duplicate" mentions a link too.
     ErrorKind.DUPLICATE_LINK: r"active order with (this|the same) link|link duplicate|"
     r"duplicate (link|order)",
-    ErrorKind.INVALID_KEY: r"(invalid|incorrect|wrong|bad) (api )?key\b|"
-    r"\bapi key (is )?(invalid|incorrect|wrong|not valid)",
+    ErrorKind.INVALID_KEY: "|".join(KEY_REFUSALS),
     ErrorKind.NOT_ENOUGH_FUNDS: r"not enough (funds|balance|money)|insufficient (funds|balance)|"
     r"low balance",
     ErrorKind.INCORRECT_SERVICE: r"(invalid|incorrect|wrong|unknown|bad) service|"
@@ -399,6 +440,7 @@ _ERROR_PATTERNS = {
     r"\blink (is )?(invalid|incorrect)",
     ErrorKind.INCORRECT_ORDER: r"(invalid|incorrect|wrong|unknown|bad) (order|refill)|"
     r"(order|refill) (id )?not found",
+    ErrorKind.UNSUPPORTED: "|".join(UNSUPPORTED_WORDS),
 }
 _ERROR_REGEXES = [
     (kind, re.compile(pattern.replace(" ", r"[\s_.-]*")))

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
 from providers import keys
@@ -16,6 +16,10 @@ from providers.client import MAX_IDS_PER_REQUEST, Client, ProviderError, check_u
 RATE_PLACES = 6
 # Balances and charges: API v2 shows 5 decimals ("100.84292").
 MONEY_PLACES = 5
+# The smallest money unit (panel/money.py's SMALLEST: the panel keeps five places too). A
+# cost per 1000 below it is far likelier an upstream that rounds its rates ("0.004" stored
+# as "0.00") than a real price, so such a service waits for an admin to confirm it.
+SMALLEST_MONEY = Decimal(1).scaleb(-MONEY_PLACES)
 
 
 def validate_upstream_url(url: str) -> None:
@@ -25,6 +29,10 @@ def validate_upstream_url(url: str) -> None:
         check_url(url, allow_private=settings.PROVIDER_ALLOW_PRIVATE_ADDRESSES)
     except ProviderError as exc:
         raise ValidationError(exc.message) from None
+
+
+# What an upstream may not have, of the actions beyond services, add, status and balance.
+UNSUPPORTABLE_ACTIONS = ("refill", "refill_status", "cancel")
 
 
 class Provider(models.Model):
@@ -49,9 +57,17 @@ class Provider(models.Model):
 
     # Set when an upstream reported money (balance, an order's charge) in another currency
     # than `currency`: then `rate_to_panel` converts the wrong thing and every cost is wrong,
-    # so nothing is bought from it until an admin checks both and resumes buying.
+    # so nothing is bought from it until an admin checks both and resumes buying. Also set
+    # when it refused our key or account (refused_key): every order would fail there.
     buying_paused_at = models.DateTimeField(null=True, blank=True, editable=False)
-    currency_mismatch = models.TextField(blank=True, editable=False)
+    currency_mismatch = models.TextField("why buying is paused", blank=True, editable=False)
+
+    # Actions of UNSUPPORTABLE_ACTIONS this upstream does not have, learned from its replies
+    # (learn_unsupported) or set by an admin: refills and cancels of orders bought here are
+    # then not offered, and requests for them end instead of being retried.
+    unsupported_actions = models.JSONField(default=list, blank=True)
+    unsupported_learned = models.TextField("how they were learned", blank=True,
+                                           editable=False)
 
     # Ids per status request, adapted to how fast the upstream answers (adapt_status_batch):
     # some panels scan their orders once per id, so a long list can outlast the read timeout.
@@ -138,7 +154,8 @@ class Provider(models.Model):
                           f"configured in {self.currency}")
         return False
 
-    def pause_buying(self, reason: str) -> bool:
+    def pause_buying(self, reason: str,
+                     check: str = "its currency and conversion rate") -> bool:
         """Stop buying from this provider; True (and the admins alerted) if this paused it,
         False if it already was: compare-and-set, so racing checks alert once."""
         now = timezone.now()
@@ -148,9 +165,18 @@ class Provider(models.Model):
             self.buying_paused_at, self.currency_mismatch = now, reason
             alert_admins(f"Buying paused at provider {self.name}",
                          f"{reason}. Nothing is bought from {self.name} until an admin checks "
-                         "its currency and conversion rate and resumes buying (admin: "
-                         "Providers, action 'Resume buying').")
+                         f"{check} and resumes buying (admin: Providers, action "
+                         "'Resume buying').")
         return bool(paused)
+
+    def refused_key(self, error: ProviderError, where: str) -> bool:
+        """True, and buying paused with the admins alerted (once), when `error` says the
+        upstream refused our key or account: sending more orders there only fails them."""
+        if not error.key_refused:
+            return False
+        self.pause_buying(f"{where}: the upstream refused our API key or account "
+                          f"({error.message})", check="the API key and the account there")
+        return True
 
     def resume_buying(self) -> None:
         Provider.objects.filter(pk=self.pk).update(buying_paused_at=None, currency_mismatch="")
@@ -172,6 +198,47 @@ class Provider(models.Model):
         Provider.objects.filter(pk=self.pk).update(
             status_batch_size=self.status_batch_size, status_latency_ms=self.status_latency_ms,
             status_timed_out_at=self.status_timed_out_at)
+
+    @property
+    def can_refill(self) -> bool:
+        """A refill needs both: one to ask for it, one to follow it."""
+        return "refill" not in self.unsupported_actions and self.reports_refills
+
+    @property
+    def reports_refills(self) -> bool:
+        return "refill_status" not in self.unsupported_actions
+
+    @property
+    def can_cancel(self) -> bool:
+        return "cancel" not in self.unsupported_actions
+
+    def learn_unsupported(self, action: str, error: ProviderError) -> bool:
+        """True when `error` says this upstream has no such action, recorded (and the admins
+        told) the first time it says so."""
+        if not error.unsupported or action not in UNSUPPORTABLE_ACTIONS:
+            return False
+        if action in self.unsupported_actions:
+            return True
+        with transaction.atomic():  # two sweeps learning two actions at once keep both
+            row = Provider.objects.select_for_update().only(
+                "unsupported_actions", "unsupported_learned").get(pk=self.pk)
+            known = set(row.unsupported_actions)
+            learned = row.unsupported_learned
+            if action not in known:
+                known.add(action)
+                learned += (f"{timezone.now():%Y-%m-%d %H:%M} UTC: {action} answered "
+                            f"{error.message!r}\n")
+                Provider.objects.filter(pk=self.pk).update(
+                    unsupported_actions=sorted(known), unsupported_learned=learned)
+        first = action not in row.unsupported_actions
+        self.unsupported_actions, self.unsupported_learned = sorted(known), learned
+        if first:
+            alert_admins(f"Provider {self.name} has no {action}",
+                         f"{self.name} answered {action} with {error.message!r}: the panel "
+                         f"no longer offers what needs it for orders bought there, and ends "
+                         "the requests already made. If it does have it, untick it under "
+                         "'Unsupported actions' on the provider (admin: Providers).")
+        return True
 
     def record_sync(self, ok: bool, message: str) -> None:
         Provider.objects.filter(pk=self.pk).update(
@@ -219,6 +286,11 @@ class ProviderService(models.Model):
     description = models.TextField(blank=True)
     raw = models.JSONField(default=dict)
     offered = models.BooleanField(default=True)
+    # Cleared by every sync that changes the cost: a confirmation is of one cost, not all.
+    cost_confirmed = models.BooleanField(
+        "tiny cost confirmed", default=False,
+        help_text="An admin checked that a cost of zero or below 0.00001 per 1000 is real. "
+                  "Until then nothing is sold through this upstream service.")
     first_seen_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -234,6 +306,16 @@ class ProviderService(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider.name} #{self.upstream_id} {self.name}"
+
+    @property
+    def cost_is_tiny(self) -> bool:
+        """Zero, or below the smallest money unit per 1000, in the panel's currency."""
+        return self.provider.to_panel_currency(self.cost_rate) < SMALLEST_MONEY
+
+    @property
+    def cost_unconfirmed(self) -> bool:
+        """A tiny cost no admin has confirmed: not sold (orders.Route.is_usable)."""
+        return self.cost_is_tiny and not self.cost_confirmed
 
 
 class ServiceChange(models.Model):

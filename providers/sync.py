@@ -17,7 +17,13 @@ from django.utils import timezone
 
 from providers.alerts import alert_admins
 from providers.client import ProviderError, UpstreamService
-from providers.models import RATE_PLACES, Provider, ProviderService, ServiceChange
+from providers.models import (
+    RATE_PLACES,
+    SMALLEST_MONEY,
+    Provider,
+    ProviderService,
+    ServiceChange,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +68,7 @@ def sync_catalog(provider: Provider) -> SyncResult:
     try:
         services = provider.client().services()
     except ProviderError as exc:
+        provider.refused_key(exc, "the catalog sync")
         return _refused(provider, f"services failed: {exc.message}")
     if not services:
         return _refused(provider, "the upstream listed no services; nothing was retired")
@@ -102,14 +109,15 @@ def _apply_catalog(provider: Provider, services: list[UpstreamService]) -> SyncR
     existing = {ps.upstream_id: ps for ps in ProviderService.objects.filter(provider=provider)}
     result = SyncResult(ok=True)
     upserts: list[ProviderService] = []
-    changes: list[tuple[ProviderService, str, str, str]] = []
+    changes: list[tuple[ProviderService, str, str, str, str]] = []
     for upstream_id, service in listed.items():
         values = _row_values(service)
         row = existing.get(upstream_id)
         if row is None:
             row = ProviderService(provider=provider, upstream_id=upstream_id, first_seen_at=now)
-            changes.append((row, ServiceChange.Field.NEW, "", values["name"]))
+            changes.append((row, ServiceChange.Field.NEW, "", values["name"], ""))
             result.created += 1
+            old_cost = None
         else:
             diffs = [(_TRACKED[k], getattr(row, k), v) for k, v in values.items()
                      if getattr(row, k) != v]
@@ -119,7 +127,14 @@ def _apply_catalog(provider: Provider, services: list[UpstreamService]) -> SyncR
             if not diffs and row.raw == service.raw:
                 continue
             result.updated += bool(diffs)
-            changes.extend((row, f, _text(old), _text(new)) for f, old, new in diffs)
+            old_cost = row.cost_rate
+            changes.extend((row, f, _text(old), _text(new), "") for f, old, new in diffs
+                           if f != ServiceChange.Field.RATE)
+        if old_cost != values["cost_rate"]:
+            row.cost_confirmed = False  # a confirmation was of the cost it saw
+            entry = _cost_change(provider, row, old_cost, values["cost_rate"])
+            if entry is not None:
+                changes.append(entry)
         for key, value in values.items():
             setattr(row, key, value)
         row.raw, row.offered, row.updated_at, row.description = (
@@ -128,17 +143,67 @@ def _apply_catalog(provider: Provider, services: list[UpstreamService]) -> SyncR
     _upsert(upserts)
     vanished = [row for uid, row in existing.items() if row.offered and uid not in listed]
     _retire(vanished, now)
-    changes.extend((row, ServiceChange.Field.DISAPPEARED, "", "") for row in vanished)
+    changes.extend((row, ServiceChange.Field.DISAPPEARED, "", "", "") for row in vanished)
     result.retired = len(vanished)
     ServiceChange.objects.bulk_create(
         ServiceChange(provider_service_id=row.pk, field=f, old_value=old, new_value=new,
-                      created_at=now)
-        for row, f, old, new in changes
+                      note=note, created_at=now)
+        for row, f, old, new, note in changes
     )
-    result.changed_ids = sorted(
-        {row.pk for row, f, _, _ in changes if f != ServiceChange.Field.NEW}
-    )
+    new_rows = {row.pk for row, f, _, _, _ in changes if f == ServiceChange.Field.NEW}
+    result.changed_ids = sorted({row.pk for row, _, _, _, _ in changes} - new_rows)
+    _alert_tiny_costs(provider, [(row, note) for row, _, _, _, note in changes if note])
     return result
+
+
+def _cost_change(provider: Provider, row: ProviderService, old: Decimal | None,
+                 new: Decimal) -> tuple[ProviderService, str, str, str, str] | None:
+    """The change-log entry of a changed cost (a new service's has its "new" entry), or of
+    a tiny one, saying why it is not sold."""
+    note = ""
+    if provider.to_panel_currency(new) < SMALLEST_MONEY:
+        note = (f"cost {new} per 1000 is zero or below the smallest money unit "
+                f"({SMALLEST_MONEY}): likely an upstream that rounds its rates; not sold "
+                "until an admin confirms it (admin: Provider services, 'Confirm tiny costs')")
+    if old is None and not note:
+        return None
+    return (row, ServiceChange.Field.RATE, "" if old is None else _text(old), _text(new), note)
+
+
+def _alert_tiny_costs(provider: Provider, tiny: list[tuple[ProviderService, str]]) -> None:
+    if not tiny:
+        return
+    listed = ", ".join(f"#{row.upstream_id} {row.name}" for row, _ in tiny[:20])
+    more = f" and {len(tiny) - 20} more" if len(tiny) > 20 else ""
+    alert_admins(f"Costs to confirm at provider {provider.name}",
+                 f"The catalog sync of {provider.name} found services whose cost is zero or "
+                 f"below {SMALLEST_MONEY} per 1000: {listed}{more}. They are not sold until "
+                 "an admin checks the cost upstream and confirms it (admin: Provider "
+                 "services, action 'Confirm tiny costs').")
+
+
+def confirm_tiny_costs(rows: list[ProviderService], actor: str) -> int:
+    """An admin checked these tiny costs upstream: sell through them again. The change log
+    says who did; pricing reacts as to any catalog change."""
+    tiny = [row for row in rows if row.cost_unconfirmed]
+    if not tiny:
+        return 0
+    with transaction.atomic():
+        ProviderService.objects.filter(pk__in=[r.pk for r in tiny]).update(cost_confirmed=True)
+        ServiceChange.objects.bulk_create(
+            ServiceChange(provider_service=row, field=ServiceChange.Field.RATE,
+                          old_value=_text(row.cost_rate), new_value=_text(row.cost_rate),
+                          note=f"tiny cost confirmed by {actor}: sold again")
+            for row in tiny)
+    for row in tiny:
+        row.cost_confirmed = True
+    by_provider: dict[int, list[ProviderService]] = {}
+    for row in tiny:
+        by_provider.setdefault(row.provider_id, []).append(row)
+    for group in by_provider.values():
+        catalog_changed.send(sender=Provider, provider=group[0].provider,
+                             changed_ids=[r.pk for r in group])
+    return len(tiny)
 
 
 def _text(value: object) -> str:
@@ -154,7 +219,8 @@ def _upsert(rows: list[ProviderService]) -> None:
         rows,
         update_conflicts=True,
         unique_fields=["provider", "upstream_id"],
-        update_fields=[*_TRACKED, "raw", "offered", "updated_at", "description"],
+        update_fields=[*_TRACKED, "raw", "offered", "updated_at", "description",
+                       "cost_confirmed"],
     )
 
 
@@ -177,6 +243,7 @@ def check_balance(provider: Provider) -> Decimal | None:
         balance = provider.client().balance()
     except ProviderError as exc:
         log.warning("balance check of %s failed: %s", provider.name, exc.message)
+        provider.refused_key(exc, "the balance check")
         return None
     Provider.objects.filter(pk=provider.pk).update(
         balance=balance.amount, balance_currency=balance.currency,

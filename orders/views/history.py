@@ -62,7 +62,8 @@ def _customer(request: HttpRequest) -> User:
 def _get_order_for_customer(request: HttpRequest, pk: int) -> Order:
     """The customer's own order, or a run of their own drip-feed; 404 for anything else."""
     order = (Order.objects.filter(user_id=_customer(request).pk, pk=pk)
-             .select_related("service", "route__provider_service", "parent").first())
+             .select_related("service", "route__provider_service", "provider", "parent")
+             .first())
     if order is None:
         raise Http404
     return order
@@ -321,6 +322,9 @@ def refill_reason(order: Order, obstacle: str) -> str:
     """The order page's words for refills.refill_obstacle."""
     texts = {
         refills.REFILL_NOT_OFFERED: _("This service has no refill."),
+        refills.REFILL_NOT_SUPPORTED: _("Refill is not available for this order: it is "
+                                        "delivered by a service that takes no refill "
+                                        "requests."),
         refills.REFILL_NOT_COMPLETED: _("Refill is available once the order is completed."),
         refills.REFILL_NO_UPSTREAM_ORDER: _("This order cannot be refilled as a whole."),
         refills.REFILL_PENDING: _("A refill of this order is already under way."),
@@ -337,6 +341,8 @@ def cancel_reason(obstacle: str) -> str:
     """The order page's words for cancels.cancel_obstacle."""
     return {
         cancels.CANCEL_NOT_OFFERED: _("This service cannot be canceled."),
+        cancels.CANCEL_NOT_SUPPORTED: _("This order cannot be canceled: it is delivered by "
+                                        "a service that takes no cancel requests."),
         cancels.CANCEL_REQUESTED: _("A cancel of this order was already requested."),
         cancels.CANCEL_FINISHED: _("This order is finished."),
         cancels.CANCEL_IN_FLIGHT: _("This order cannot be canceled while it is being sent."),

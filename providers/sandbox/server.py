@@ -10,7 +10,7 @@ import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -328,6 +328,42 @@ def _status_item(found: tuple[Order, OrderState] | None) -> dict[str, Any]:
             "remains": state.remains, "currency": CURRENCY}
 
 
+# --- quirks 1-4 of issue 14: how some real upstreams' replies differ ------------------------
+
+
+# A real panel's words for a refused key or disabled account, as it sent them.
+OWN_BAD_KEY_WORDS = "API is disable for this user or user not found"
+
+
+# What a panel without refills and cancels answers when asked for them.
+NO_SUCH_ACTIONS = frozenset({"refill", "refill_status", "cancel"})
+REQUEST_INVALID = "Request Invalid"
+
+
+def quirked_reply(quirks: set[str], action: str, reply: Any) -> Any:
+    """The reply as an upstream with these quirks words it."""
+    if "own_bad_key_words" in quirks and reply == _error(BAD_KEY):
+        return _error(OWN_BAD_KEY_WORDS)
+    if "zero_remains" in quirks and action == "status":
+        # remains "0" until someone sets it: on live orders, and on a Partial without a count.
+        return _zero_remains(reply)
+    return reply
+
+
+def _zero_remains(reply: Any) -> Any:
+    if not isinstance(reply, dict):
+        return reply
+    if "status" in reply:
+        return {**reply, "remains": "0"}
+    return {k: _zero_remains(v) for k, v in reply.items()}  # a multi-id status
+
+
+def two_decimal_service(service: Service) -> Service:
+    """The service as an upstream that stores rates with two decimals has it: 0.004 → 0.00."""
+    rate = Decimal(service.rate).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return replace(service, rate=f"{rate:f}")
+
+
 class Api:
     """API v2 actions on top of the store; replies are JSON-ready objects (or raw JSON bytes)."""
 
@@ -336,7 +372,7 @@ class Api:
         self.quirks: set[str] = set()
         self.status_delay_per_id = DEFAULT_STATUS_DELAY_PER_ID
         self._actions: dict[str, Callable[[str, Mapping[str, str], float], Any]] = {
-            "services": lambda key, params, now: self.store.services_json(),
+            "services": lambda key, params, now: self._services(),
             "balance": self._balance,
             "status": self._status,
             "refill": self._refill,
@@ -346,6 +382,9 @@ class Api:
 
     def handle(self, params: Mapping[str, str], fault: str | None = None) -> Any:
         """Answer one API call; every `add` is written to the add log with its outcome."""
+        return quirked_reply(self.quirks, params.get("action", ""), self._answer(params, fault))
+
+    def _answer(self, params: Mapping[str, str], fault: str | None) -> Any:
         now = time.time()
         key, action = params.get("key", ""), params.get("action", "")
         if action == "add":
@@ -355,6 +394,8 @@ class Api:
             return reply
         if not key or not self.store.has_key(key):
             return _error(BAD_KEY)
+        if "no_refill_cancel" in self.quirks and action in NO_SUCH_ACTIONS:
+            return _error(REQUEST_INVALID)  # a panel without them: every form, every id
         handler = self._actions.get(action)
         return _error(BAD_REQUEST) if handler is None else handler(key, params, now)
 
@@ -389,6 +430,8 @@ class Api:
         service = self.store.service(int(service_raw)) if service_raw.isdigit() else None
         if service is None:
             return _error(BAD_SERVICE)
+        if "two_decimal_rates" in self.quirks:
+            service = two_decimal_service(service)  # it charges what it stored
         try:
             if "literal_newlines" in self.quirks:
                 new = _literal_newlines(service, params, now)
@@ -400,6 +443,11 @@ class Api:
             return _error(str(refused))
         outcome = self.store.create_order(key, new, now)
         return _error(outcome) if isinstance(outcome, str) else {"order": outcome}
+
+    def _services(self) -> Any:
+        if "two_decimal_rates" in self.quirks:
+            return [two_decimal_service(s).to_api() for s in self.store.services()]
+        return self.store.services_json()
 
     def _balance(self, key: str, params: Mapping[str, str], now: float) -> dict[str, Any]:
         balance = self.store.balance(key, now) or Decimal(0)
