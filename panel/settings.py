@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "panel",
     "providers",
     "orders",
+    "support",
 ]
 
 MIDDLEWARE = [
