@@ -234,6 +234,11 @@ class OrderQuerySet(ClaimQuerySet["Order"]):
     def live(self) -> OrderQuerySet:
         return self.exclude(status__in=Order.TERMINAL)
 
+    def needing_attention(self) -> OrderQuerySet:
+        """What staff must look at: orders parked with an unknown outcome, and flagged ones
+        (a flag stays until staff resolve or dismiss it on the desk)."""
+        return self.filter(Q(status=Order.Status.NEEDS_ATTENTION) | Q(flagged_at__isnull=False))
+
     def due_for_dispatch(self, now: Any) -> OrderQuerySet:
         return self.filter(status=Order.Status.QUEUED, next_check_at__lte=now)
 
@@ -639,7 +644,10 @@ class Order(models.Model):
 
 
 class RefillQuerySet(ClaimQuerySet["Refill"]):
-    pass
+    def needing_attention(self) -> RefillQuerySet:
+        """Refills parked with an unknown outcome, and active ones flagged as stuck."""
+        return self.filter(Q(status=Refill.Status.NEEDS_ATTENTION)
+                           | Q(flagged_at__isnull=False, status__in=Refill.ACTIVE))
 
 
 class Refill(models.Model):

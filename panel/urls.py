@@ -44,5 +44,10 @@ urlpatterns = [
     # The old address of the login page, for bookmarks and links already sent.
     path("login/", RedirectView.as_view(pattern_name="account_login", query_string=True),
          name="login"),
+    # The staff desk (desk/): 404 for anybody but staff and admins.
+    path("staff/", include("desk.urls")),
+    # allauth's second factor (TOTP): set up and entered here, required for staff on the
+    # desk by STAFF_REQUIRE_MFA.
+    path("accounts/2fa/", include("allauth.mfa.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,12 @@
+"""The customers' desk: search, a customer's page, balances. Not built yet (issue 11)."""
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils.translation import gettext as _
+
+from desk.access import desk_view
+
+
+@desk_view(None)
+def customers(request: HttpRequest) -> HttpResponse:
+    return render(request, "desk/placeholder.html", {"heading": _("Customers")})
