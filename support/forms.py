@@ -19,20 +19,31 @@ class NewTicketForm(forms.Form):
     shows only those (static/js/tickets.js), and clean() ignores the others."""
 
     subject = forms.ChoiceField(label=_("Subject"), choices=Ticket.Subject.choices)
-    request = forms.ChoiceField(label=_("Request"), required=False,
-                                choices=[("", "—"), *Ticket.Request.choices])
+    request = forms.ChoiceField(
+        label=_("Request"), choices=[("", "—"), *Ticket.Request.choices],
+        error_messages={"required": _("Choose what you ask for these orders.")})
     order_ids = forms.CharField(
-        label=_("Order IDs"), required=False, max_length=300,
+        label=_("Order IDs"), max_length=300,
         help_text=_("Up to %(n)d of your order ids, separated by commas.") % {
-            "n": MAX_ORDER_IDS})
+            "n": MAX_ORDER_IDS},
+        error_messages={"required": _("Give the id of at least one of your orders.")})
     payment_method = forms.CharField(label=_("Payment method"), required=False, max_length=100)
-    transaction_id = forms.CharField(label=_("Transaction ID"), required=False, max_length=200)
+    transaction_id = forms.CharField(
+        label=_("Transaction ID"), max_length=200,
+        error_messages={"required": _("Give the payment's transaction id, so we can find it.")})
+    # The fields only one subject needs: required for it, ignored for the others.
+    SUBJECT_FIELDS = {"request": Ticket.Subject.ORDER, "order_ids": Ticket.Subject.ORDER,
+                      "transaction_id": Ticket.Subject.PAYMENT}
     message = forms.CharField(label=_("Message"), max_length=MESSAGE_MAX,
                               widget=forms.Textarea(attrs={"rows": 6}))
 
     def __init__(self, *args: Any, user_id: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.user_id = user_id
+        if self.is_bound:
+            subject = self.data.get("subject")
+            for name, needed_by in self.SUBJECT_FIELDS.items():
+                self.fields[name].required = subject == needed_by
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -41,13 +52,8 @@ class NewTicketForm(forms.Form):
             data["request"], data["order_ids"] = "", []
         if subject != Ticket.Subject.PAYMENT:
             data["payment_method"] = data["transaction_id"] = ""
-        if subject == Ticket.Subject.ORDER:
-            if not data.get("request"):
-                self.add_error("request", _("Choose what you ask for these orders."))
-            data["order_ids"] = self._own_orders(self.data.get("order_ids", ""))
-        elif subject == Ticket.Subject.PAYMENT and not data.get("transaction_id"):
-            self.add_error("transaction_id", _("Give the payment's transaction id, so we "
-                                               "can find it."))
+        if subject == Ticket.Subject.ORDER and data.get("order_ids"):
+            data["order_ids"] = self._own_orders(data["order_ids"])
         return data
 
     def _own_orders(self, text: str) -> list[int]:

@@ -31,12 +31,30 @@ from orders.params import parse_id
 from panel import ledger
 from panel.models import ApiKey, LedgerEntry, User
 from panel.money import MONEY_DIGITS, MONEY_PLACES
+from panel.templatetags.panel_money import money
 from providers.models import RATE_PLACES
 from support.models import Ticket
 
 PER_PAGE = 50
 LATEST = 20  # rows of each list on a customer's page
 REASON = forms.CharField(label=gettext_lazy("Reason"), max_length=500)
+# The staff history's words for the actions of desk/accounts.py and desk/tickets.py; other
+# areas' actions show as they were recorded.
+ACTION_TEXT = {
+    "balance_adjusted": gettext_lazy("adjusted the balance"),
+    "discount_set": gettext_lazy("set the discount"),
+    "custom_rate_set": gettext_lazy("set a custom rate"),
+    "custom_rate_removed": gettext_lazy("removed a custom rate"),
+    "customer_suspended": gettext_lazy("suspended the account"),
+    "customer_reinstated": gettext_lazy("reinstated the account"),
+    "api_key_revoked": gettext_lazy("revoked an API key"),
+    "ticket_answered": gettext_lazy("answered a ticket"),
+    "ticket_note": gettext_lazy("added a note to a ticket"),
+    "ticket_closed": gettext_lazy("closed a ticket"),
+    "ticket_reopened": gettext_lazy("reopened a ticket"),
+    "ticket_refill": gettext_lazy("asked for a refill from a ticket"),
+    "ticket_cancel": gettext_lazy("asked for a cancel from a ticket"),
+}
 
 
 def _staff(request: HttpRequest) -> User:
@@ -160,8 +178,9 @@ def _customer_context(customer: User) -> dict[str, Any]:
         "tickets": list(Ticket.objects.for_customer(customer.pk)[:LATEST]),
         "keys": list(ApiKey.objects.filter(user=customer)),
         "rates": _custom_rate_rows(customer),
-        "history": list(AuditEntry.objects.filter(customer=customer).select_related("actor")
-                        [:LATEST]),
+        "history": [{"entry": a, "text": ACTION_TEXT.get(a.action, a.action)}
+                    for a in AuditEntry.objects.filter(customer=customer)
+                    .select_related("actor")[:LATEST]],
         "adjust_form": AdjustForm(prefix="adjust"),
         "discount_form": DiscountForm(prefix="discount",
                                       initial={"percent": customer.discount_percent}),
@@ -198,7 +217,7 @@ def customer_adjust(request: HttpRequest, pk: int) -> HttpResponse:
         form.add_error("amount", _("The balance does not cover this deduction."))
         return _refused(request, customer, form, "adjust_form")
     messages.success(request, _("Balance adjusted by %(amount)s; it is now %(balance)s.") % {
-        "amount": entry.amount, "balance": entry.balance_after})
+        "amount": money(entry.amount), "balance": money(entry.balance_after)})
     return redirect("desk:customer", pk=customer.pk)
 
 

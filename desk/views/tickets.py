@@ -108,13 +108,15 @@ def _listed_orders(ticket: Ticket) -> list[dict[str, Any]]:
         return []
     orders = (Order.objects.filter(user_id=ticket.user_id, pk__in=ticket.order_ids)
               .select_related("service", "route__provider_service"))
-    active = set(Refill.objects.filter(order_id__in=ticket.order_ids, status__in=Refill.ACTIVE)
-                 .values_list("order_id", flat=True))
+    latest: dict[int, Refill] = {}
+    for refill in Refill.objects.filter(order_id__in=ticket.order_ids).order_by("-id"):
+        latest.setdefault(refill.order_id, refill)
+    active = {pk for pk, refill in latest.items() if refill.status in Refill.ACTIVE}
     rows = []
     for order in sorted(orders, key=lambda o: ticket.order_ids.index(o.pk)):
         refill_block = refills.refill_obstacle(order, active_refill=order.pk in active)
         cancel_block = cancels.cancel_obstacle(order)
-        rows.append({"order": order,
+        rows.append({"order": order, "latest_refill": latest.get(order.pk),
                      "refill": refill_reason(order, refill_block) if refill_block else "",
                      "cancel": cancel_reason(cancel_block) if cancel_block else ""})
     return rows
