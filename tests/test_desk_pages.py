@@ -119,7 +119,8 @@ def test_the_bulk_confirmation_runs_the_same_queries_for_more_orders(desk, servi
 
 def test_the_queue_shows_reason_age_and_the_last_upstream_reply(desk, service, alice):
     [parked] = add_parked(service, alice, 1)
-    OrderEvent.objects.create(order=parked, kind="route_failed", message="Sandbox: Not enough funds")
+    OrderEvent.objects.create(order=parked, kind="route_failed",
+                              message="Sandbox: Not enough funds")
     page = desk.get(reverse("desk:attention")).content.decode()
     assert f"#{parked.pk}" in page
     assert "outcome unknown (HTTP 502)" in page  # the reason
