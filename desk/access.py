@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 from allauth.account.authentication import get_authentication_records
 from allauth.mfa.models import Authenticator
 from django.conf import settings
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
@@ -25,7 +25,7 @@ from desk.models import AREAS
 from desk.queue import attention_count
 from panel.roles import STAFF_GROUP
 
-View = Callable[..., HttpResponse]
+View = Callable[..., HttpResponseBase]
 
 
 def is_desk_member(user: Any) -> bool:
@@ -63,7 +63,7 @@ def desk_view(permission: str | None) -> Callable[[View], View]:
 
     def decorate(view: View) -> View:
         @wraps(view)
-        def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             if not is_desk_member(request.user):
                 raise Http404
             detour = _second_factor_redirect(request)

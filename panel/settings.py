@@ -163,6 +163,8 @@ ACCOUNT_RATE_LIMITS = {
 # app is sent to set one up first. On wherever DEBUG is off.
 STAFF_REQUIRE_MFA: bool = env.bool("STAFF_REQUIRE_MFA", default=not DEBUG)
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+# The desk's alerts page warns when this many orders and refills wait for staff.
+DESK_ATTENTION_ALERT: int = env.int("DESK_ATTENTION_ALERT", default=20)
 MFA_TOTP_ISSUER = PANEL_NAME
 # A code of the period before or after is accepted too: phones' clocks drift by seconds.
 MFA_TOTP_TOLERANCE = 1
