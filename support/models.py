@@ -22,6 +22,10 @@ class TicketQuerySet(models.QuerySet["Ticket"]):
     def for_customer(self, user_id: int) -> TicketQuerySet:
         return self.filter(user_id=user_id)
 
+    def mentioning(self, order_id: int) -> TicketQuerySet:
+        """The tickets that list this order (for an order's page on the desk)."""
+        return self.filter(order_ids__contains=[order_id])
+
 
 class Ticket(models.Model):
     class Subject(models.TextChoices):
