@@ -153,6 +153,10 @@ def test_a_refill_ticket_from_the_customers_message_to_the_refill_being_done(
     expect(page.get_by_text("Checked upstream")).to_have_count(0)
     expect(page.get_by_text(staff.username)).to_have_count(0)
     screenshot(page, "tickets", "ticket-answered")
+    page.get_by_role("button", name="Close ticket").click()
+    expect(page.get_by_text("This ticket is closed.")).to_be_visible()
+    expect(page.get_by_role("button", name="Send reply")).to_have_count(0)
+    screenshot(page, "tickets", "ticket-closed")
     sent = [m for m in mail.outbox if m.to == [customer.email]]
     assert len(sent) == 1 and f"/tickets/{ticket.pk}/" in str(sent[0].body)
     page.goto(f"{live_server.url}/refills/")
@@ -199,4 +203,15 @@ def test_a_staff_member_adjusts_a_balance_with_a_reason(
     entry = LedgerEntry.objects.get(user=customer, kind="adjustment")
     assert (entry.memo, entry.actor_id) == ("bank transfer BT-7781 arrived", cashier.pk)
     assert AuditEntry.objects.get(action="balance_adjusted").actor == cashier
+
+    # Suspended, by keyboard: the reason, then Enter on the button.
+    suspend = page.locator("form", has=page.get_by_role("button", name="Suspend customer"))
+    suspend.get_by_label("Reason").fill("chargeback on the transfer")
+    suspend.get_by_role("button", name="Suspend customer").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("h1 .badge")).to_have_text("Suspended")
+    expect(page.get_by_role("heading", name="Reinstate")).to_be_visible()
+    screenshot(page, "desk", "customer-suspended")
+    customer.refresh_from_db()
+    assert not customer.is_active
     call_command("check_ledger")
