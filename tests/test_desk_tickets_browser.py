@@ -30,7 +30,7 @@ from tests.conftest import (
     screenshot,
     totp_code,
 )
-from tests.test_customer_journey_browser import Beat, _wait_for
+from tests.test_customer_journey_browser import Beat, _menu, _wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -111,7 +111,7 @@ def test_a_refill_ticket_from_the_customers_message_to_the_refill_being_done(
     expect(page.get_by_role("heading", name=f"Ticket {ticket.pk}")).to_be_visible()
     expect(page.locator(".ticket-page h1 .badge")).to_have_text("Open")
     screenshot(page, "tickets", "ticket-open")
-    page.goto(f"{live_server.url}/tickets/")
+    _menu(page, "Tickets").click()
     expect(page.get_by_role("link", name="Order: Refill")).to_be_visible()
     screenshot(page, "tickets", "tickets")
 
