@@ -205,12 +205,16 @@ def test_staff_resolve_resend_and_settle_with_the_second_factor(
     screenshot(page, "desk", "cancels")
     call_command("check_ledger")
 
-    # Every other desk page, for the eye.
+    # Every other desk page, for the eye; a provider's balance below its threshold first.
+    catalog.balance, catalog.low_balance_threshold = Decimal("4.20"), Decimal("25")
+    catalog.save()
     for path, name in [("/staff/orders/", "orders"), ("/staff/customers/", "customers"),
                        ("/staff/tickets/", "tickets"), ("/staff/alerts/", "alerts")]:
         response = page.goto(f"{live_server.url}{path}")
         assert response.status == 200, path
         screenshot(page, "desk", name)
+    page.goto(f"{live_server.url}/staff/alerts/")
+    expect(page.locator(".desk-alerts")).to_contain_text("Low balance at Sandbox")
 
 
 def test_a_staff_member_without_an_authenticator_sets_one_up(browser_page, live_server):

@@ -154,8 +154,8 @@ def run_action(staff: User, order: Order, action: str, form: ActionForm) -> str:
     return ""
 
 
-@require_POST
 @desk_view("orders")
+@require_POST
 def order_action(request: HttpRequest, pk: int) -> HttpResponse:
     order = _order(pk)
     action = request.POST.get("action", "")
