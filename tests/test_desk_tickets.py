@@ -60,7 +60,7 @@ def completed(service, sandbox, user, n=0):
 
 def test_the_inbox_filters_by_state_subject_and_unread(desk, alice, bob, support):
     asked = Ticket.open(alice.pk, "Refill please", subject="order", request="refill",
-                        order_ids=[1])
+                        order_ids=[987654])
     paid = Ticket.open(bob.pk, "Where is my deposit", subject="payment", transaction_id="T1")
     answered = Ticket.open(bob.pk, "Which service?", subject="service")
     answered.staff_reply(support.pk, "This one")
@@ -77,6 +77,11 @@ def test_the_inbox_filters_by_state_subject_and_unread(desk, alice, bob, support
     assert listed(state="all", subject="payment") == {paid.pk}
     assert listed(state="all", unread="1") == {asked.pk, paid.pk}
     assert "Refill please" in desk.get(reverse("desk:tickets")).content.decode()
+    assert listed(state="all", q="bob") == {paid.pk, answered.pk}
+    assert listed(state="all", q=f"#{paid.pk}") == {paid.pk}
+    assert listed(state="all", q="987654") == {asked.pk}  # the order id it lists
+    searched = desk.get(reverse("desk:tickets"), {"q": "bob"}).content.decode()
+    assert 'value="bob"' in searched and "q=bob" in searched  # kept in the box and the tabs
 
 
 def test_the_inbox_takes_the_same_queries_for_one_ticket_or_many(desk, alice, bob):

@@ -68,7 +68,12 @@ def tickets(request: HttpRequest) -> HttpResponse:
     subject = request.GET.get("subject", "")
     subject = subject if subject in Ticket.Subject.values else ""
     unread = request.GET.get("unread") == "1"
+    query = request.GET.get("q", "").strip()[:100]
     listed = Ticket.objects.all()
+    if query:
+        by_id = parse_id(query.lstrip("#"))
+        listed = listed.filter(Q(pk=by_id or 0) | Q(user__username__icontains=query)
+                               | Q(order_ids__contains=[by_id or 0]))
     if subject:
         listed = listed.filter(subject=subject)
     if unread:
@@ -78,13 +83,13 @@ def tickets(request: HttpRequest) -> HttpResponse:
     if state != "all":
         listed = listed.filter(state=state)
     page = Paginator(_inbox_rows(listed), PER_PAGE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
+    params = request.GET.copy()
+    params.pop("page", None)
     return render(request, "desk/tickets/inbox.html", {
-        "page": page, "state": state, "subject": subject, "unread": unread,
+        "page": page, "state": state, "subject": subject, "unread": unread, "query": query,
         "tabs": [{"slug": s, "label": label, "count": counts[s]} for s, label in STATE_TABS],
         "subjects": Ticket.Subject.choices, "marks": actions.BULK_MARKS,
-        "page_query": query.urlencode(), "next": request.get_full_path()})
+        "page_query": params.urlencode(), "next": request.get_full_path()})
 
 
 @desk_view("tickets")
