@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from celery import current_app
 from django.conf import settings
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -259,6 +259,11 @@ class OrderQuerySet(ClaimQuerySet["Order"]):
 
     def live(self) -> OrderQuerySet:
         return self.exclude(status__in=Order.TERMINAL)
+
+    def needing_attention(self) -> OrderQuerySet:
+        """What staff must look at: orders parked with an unknown outcome, and flagged ones
+        (a flag stays until staff resolve or dismiss it on the desk)."""
+        return self.filter(Q(status=Order.Status.NEEDS_ATTENTION) | Q(flagged_at__isnull=False))
 
     def due_for_dispatch(self, now: Any) -> OrderQuerySet:
         return self.filter(status=Order.Status.QUEUED, next_check_at__lte=now)
@@ -735,9 +740,78 @@ class Order(models.Model):
             return False
         return self.refund(min(amount, self.charge), f"partial (by staff): {reason}", actor_id)
 
+    def mark_completed(self, actor_id: int, reason: str) -> bool:
+        """Staff saw upstream that the order was delivered in full (a stuck or parked order,
+        say): Completed, and the charge stays paid. Not for an order never bought (fail and
+        refund it) nor one already refunded in part (a refund is never taken back)."""
+        expected = (self.Status.NEEDS_ATTENTION, *self.POLLED)
+        if self.refunded or not reason.strip():
+            return False
+        with transaction.atomic():
+            if not self.compare_and_set(expected, status=self.Status.COMPLETED, remains=0,
+                                        finished_at=timezone.now(), next_check_at=None,
+                                        claim_token=None, flagged_at=None, flag_reason=""):
+                return False
+            self.log("completed_by_hand", reason, actor_id)
+            if self.parent_id:
+                Order.settle_runs(self.parent_id)
+        return True
+
+    def cancel_by_hand(self, actor_id: int, reason: str) -> bool:
+        """Staff saw upstream that the order was canceled there (the cancel went through but
+        polling cannot tell): Canceled and the whole charge back, as polling would do."""
+        if not reason.strip():
+            return False
+        with transaction.atomic():
+            if not self.compare_and_set(self.POLLED, status=self.Status.CANCELED,
+                                        remains=self.charged_units, finished_at=timezone.now(),
+                                        next_check_at=None, cancel_sent_at=None,
+                                        cancel_due_at=None, flagged_at=None, flag_reason=""):
+                return False
+            self.log("canceled_by_hand", reason, actor_id)
+            self.refund(self.charge, f"canceled (by staff): {reason}", actor_id)
+            if self.parent_id:
+                Order.settle_runs(self.parent_id)
+        return True
+
+    def retry_cancel(self, actor_id: int) -> bool:
+        """Ask the upstream to cancel again, afresh (the attempts start over)."""
+        now = timezone.now()
+        changed = Order.objects.filter(pk=self.pk, status__in=self.POLLED,
+                                       upstream_id__isnull=False).update(
+            cancel_requested_at=now, cancel_due_at=now, cancel_sent_at=None,
+            cancel_attempts=0, cancel_error="", flagged_at=None, flag_reason="")
+        if changed:
+            self.log("cancel_retried", "", actor_id)
+            transaction.on_commit(lambda: kick("orders.tasks.send_cancels"), robust=True)
+        return bool(changed)
+
+    def refuse_cancel(self, actor_id: int, reason: str) -> bool:
+        """Staff decline a cancel request; the customer reads `reason` in the order's history
+        and may ask again."""
+        changed = Order.objects.filter(pk=self.pk).exclude(
+            cancel_requested_at__isnull=True, cancel_error="").update(
+            cancel_requested_at=None, cancel_due_at=None, cancel_sent_at=None,
+            cancel_error=reason[:1000], flagged_at=None, flag_reason="")
+        if changed:
+            self.log("cancel_refused_by_staff", reason, actor_id)
+        return bool(changed)
+
+    def dismiss_flag(self, actor_id: int, reason: str) -> bool:
+        """Staff looked and nothing more is to be done: the order leaves the attention queue.
+        An order parked with an unknown outcome stays: it needs one of the actions above."""
+        changed = Order.objects.filter(pk=self.pk, flagged_at__isnull=False).exclude(
+            status=self.Status.NEEDS_ATTENTION).update(flagged_at=None, flag_reason="")
+        if changed:
+            self.log("flag_dismissed", reason, actor_id)
+        return bool(changed)
+
 
 class RefillQuerySet(ClaimQuerySet["Refill"]):
-    pass
+    def needing_attention(self) -> RefillQuerySet:
+        """Refills parked with an unknown outcome, and flagged ones (stuck, or rejected after
+        every attempt): a flag stays until staff act or dismiss it."""
+        return self.filter(Q(status=Refill.Status.NEEDS_ATTENTION) | Q(flagged_at__isnull=False))
 
 
 class Refill(models.Model):
@@ -797,6 +871,60 @@ class Refill(models.Model):
     @property
     def customer_status(self) -> str:
         return self.CUSTOMER_STATUS[self.Status(self.status)]
+
+    # --- staff actions (the refill desk) -----------------------------------------------
+
+    # Staff may act on a refill in these states; never while a worker sends it.
+    STAFF_ACTIONABLE = (Status.QUEUED, Status.NEEDS_ATTENTION, Status.PENDING,
+                        Status.IN_PROGRESS, Status.REJECTED)
+
+    def _staff_set(self, expected: Sequence[str], kind: str, message: str, actor_id: int,
+                   **fields: Any) -> bool:
+        with transaction.atomic():
+            changed = Refill.objects.filter(pk=self.pk, status__in=expected).update(
+                flagged_at=None, flag_reason="", **fields)
+            if changed:
+                for name, value in fields.items():
+                    setattr(self, name, value)
+                OrderEvent.objects.create(order_id=self.order_id, kind=kind, message=message,
+                                          actor_id=actor_id)
+        return bool(changed)
+
+    def send_again(self, actor_id: int) -> bool:
+        """Queue it for the upstream again, its attempts afresh. For one parked with an
+        unknown outcome, staff checked the upstream has no refill of it."""
+        expected = (self.Status.NEEDS_ATTENTION, self.Status.REJECTED, self.Status.QUEUED)
+        try:
+            return self._staff_set(expected, "refill_resent", f"refill #{self.pk} sent again",
+                                   actor_id, status=self.Status.QUEUED, attempts=0, error="",
+                                   upstream_id=None, finished_at=None,
+                                   next_check_at=timezone.now())
+        except IntegrityError:
+            return False  # the customer asked for another refill of the order since
+
+    def reject_by_hand(self, actor_id: int, reason: str) -> bool:
+        """Rejected, with a reason the customer reads in the order's history."""
+        if not reason.strip():
+            return False
+        active = [s for s in self.STAFF_ACTIONABLE if s != self.Status.REJECTED]
+        return self._staff_set(active, "refill_rejected_by_staff", reason, actor_id,
+                               status=self.Status.REJECTED, error=reason[:1000],
+                               finished_at=timezone.now(), next_check_at=None)
+
+    def mark_done_by_hand(self, actor_id: int, reason: str) -> bool:
+        """Staff saw the refill delivered upstream: Completed. A refill moves no money."""
+        return self._staff_set(self.STAFF_ACTIONABLE, "refill_done_by_hand",
+                               reason or f"refill #{self.pk} done", actor_id,
+                               status=self.Status.COMPLETED, finished_at=timezone.now(),
+                               next_check_at=None)
+
+    def dismiss_flag(self, actor_id: int, reason: str) -> bool:
+        changed = Refill.objects.filter(pk=self.pk, flagged_at__isnull=False).exclude(
+            status=self.Status.NEEDS_ATTENTION).update(flagged_at=None, flag_reason="")
+        if changed:
+            OrderEvent.objects.create(order_id=self.order_id, kind="refill_flag_dismissed",
+                                      message=reason, actor_id=actor_id)
+        return bool(changed)
 
 
 class OrderEvent(models.Model):

@@ -9,6 +9,10 @@ CUSTOMER_GROUP = "Customers"
 # Staff handle orders, refills and customers' questions; they do not configure providers
 # or prices (admins, i.e. superusers, do).
 STAFF_PERMISSION_APPS = ("orders",)
+# The staff desk's areas (desk.models.AuditEntry's permissions) the Staff group has. Customers'
+# balances and payments move money in and out of accounts: an admin grants them to the people
+# who need them, on their user or on a group of their own.
+STAFF_DESK_AREAS = ("orders", "refills_cancels", "tickets")
 
 
 def ensure_groups() -> tuple[Group, Group]:
@@ -16,5 +20,7 @@ def ensure_groups() -> tuple[Group, Group]:
     customers, _ = Group.objects.get_or_create(name=CUSTOMER_GROUP)
     staff.permissions.set(
         Permission.objects.filter(content_type__app_label__in=STAFF_PERMISSION_APPS)
+        | Permission.objects.filter(content_type__app_label="desk",
+                                    codename__in=STAFF_DESK_AREAS)
     )
     return staff, customers

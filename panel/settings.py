@@ -71,11 +71,14 @@ INSTALLED_APPS = [
     "django_htmx",
     "allauth",
     "allauth.account",
+    "allauth.mfa",
     "axes",
     "panel",
     "providers",
     "orders",
     "payments",
+    "support",
+    "desk",
 ]
 
 MIDDLEWARE = [
@@ -110,6 +113,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "panel.views.panel_context",
+                "desk.access.desk_context",
             ],
         },
     },
@@ -154,6 +158,17 @@ ACCOUNT_RATE_LIMITS = {
     # (5 per 5 minutes per typed login) would pre-empt it with a different message.
     "login_failed": None,
 }
+
+# --- the staff desk's second factor (allauth.mfa, desk/access.py) -----------------------------
+# Staff reach /staff/ only after a TOTP code in the same session; one without an authenticator
+# app is sent to set one up first. On wherever DEBUG is off.
+STAFF_REQUIRE_MFA: bool = env.bool("STAFF_REQUIRE_MFA", default=not DEBUG)
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+# The desk's alerts page warns when this many orders and refills wait for staff.
+DESK_ATTENTION_ALERT: int = env.int("DESK_ATTENTION_ALERT", default=20)
+MFA_TOTP_ISSUER = PANEL_NAME
+# A code of the period before or after is accepted too: phones' clocks drift by seconds.
+MFA_TOTP_TOLERANCE = 1
 
 # --- login lock-out (django-axes) --------------------------------------------------------------
 # Per account (whatever the attacker's address): AXES_FAILURE_LIMIT wrong passwords lock the

@@ -5,6 +5,7 @@ from django.views.generic import RedirectView
 from orders import api, apidocs, openapi
 from orders.views import history, ordering
 from panel import accounts, transactions, views
+from support import views as support
 
 urlpatterns = [
     # Both spellings answer directly: a redirect turns API clients' POST into a body-less GET.
@@ -31,6 +32,10 @@ urlpatterns = [
     path("updates/", history.updates, name="updates"),
     path("transactions/", transactions.transactions, name="transactions"),
     path("transactions/csv/", transactions.transactions_csv, name="transactions_csv"),
+    path("tickets/", support.ticket_list, name="tickets"),
+    path("tickets/new/", support.ticket_new, name="ticket_new"),
+    path("tickets/<int:pk>/", support.ticket_detail, name="ticket_detail"),
+    path("tickets/<int:pk>/close/", support.ticket_close, name="ticket_close"),
     path("terms/", views.terms, name="terms"),
     path("accounts/profile/", accounts.profile, name="profile"),
     # allauth: account_login, account_logout, account_signup, account_email,
@@ -40,5 +45,10 @@ urlpatterns = [
     path("login/", RedirectView.as_view(pattern_name="account_login", query_string=True),
          name="login"),
     path("", include("payments.urls")),
+    # The staff desk (desk/): 404 for anybody but staff and admins.
+    path("staff/", include("desk.urls")),
+    # allauth's second factor (TOTP): set up and entered here, required for staff on the
+    # desk by STAFF_REQUIRE_MFA.
+    path("accounts/2fa/", include("allauth.mfa.urls")),
     path("admin/", admin.site.urls),
 ]

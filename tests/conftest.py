@@ -258,3 +258,37 @@ def log_in_browser(page: Any, live_server: Any, user: Any) -> None:
     client.force_login(user)
     page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value,
                                "url": live_server.url}])
+
+
+# --- the staff desk ---------------------------------------------------------------------------
+
+def make_staff(username: str = "sam", *areas: str, superuser: bool = False) -> Any:
+    """A member of the Staff group (the group's desk areas: panel.roles.STAFF_DESK_AREAS),
+    plus the desk `areas` given (e.g. "balances") on the user itself."""
+    from django.contrib.auth.models import Permission
+
+    from panel.roles import ensure_groups
+
+    staff_group, _ = ensure_groups()
+    user = make_customer(username, balance="0", is_staff=True, is_superuser=superuser)
+    user.groups.add(staff_group)
+    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="desk",
+                                                         codename__in=areas))
+    return user
+
+
+def totp_code(secret: str, at: float | None = None) -> str:
+    """The six-digit RFC 6238 code of a base32 secret now (30 s steps, HMAC-SHA1), computed
+    here rather than by allauth, whose acceptance of it is under test."""
+    import base64
+    import hashlib
+    import hmac
+    import struct
+    import time
+
+    key = base64.b32decode(secret.upper() + "=" * (-len(secret) % 8))
+    counter = int((time.time() if at is None else at) // 30)
+    digest = hmac.new(key, struct.pack(">Q", counter), hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    value = struct.unpack(">I", digest[offset:offset + 4])[0] & 0x7FFFFFFF
+    return f"{value % 1_000_000:06d}"

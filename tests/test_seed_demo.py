@@ -10,6 +10,7 @@ from orders.models import Order, Refill, Service, ServiceUpdate
 from panel.devdb import free_port
 from panel.models import ApiKey, LedgerEntry, User
 from providers.models import Provider
+from support.models import Ticket
 
 pytestmark = pytest.mark.django_db
 
@@ -54,3 +55,8 @@ def test_demo_data_loads_once(settings, tmp_path, monkeypatch, capsys):
     assert PaymentMethod.objects.count() == 4
     offered = [m.gateway for m in PaymentMethod.objects.offered_to(customer)]
     assert offered == ["demo"]
+    tickets = Ticket.objects.filter(user=customer)
+    assert sorted(t.subject for t in tickets) == ["order", "payment"]  # once, too
+    asked = tickets.get(subject="order")
+    assert mine.get(pk=asked.order_ids[0]).customer_status == "In progress"
+    assert list(Ticket.objects.mentioning(asked.order_ids[0])) == [asked]

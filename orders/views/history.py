@@ -374,6 +374,11 @@ def _event_text(order: Order, event: OrderEvent) -> str | None:
     }
     if event.kind == "status":
         return _status_event_text(event.message)
+    # Staff declined a request: their reason is written for the customer (desk/actions.py).
+    if event.kind == "refill_rejected_by_staff":
+        return _("Your refill request was declined: %(reason)s") % {"reason": event.message}
+    if event.kind == "cancel_refused_by_staff":
+        return _("Your cancel request was declined: %(reason)s") % {"reason": event.message}
     return texts.get(event.kind)
 
 
@@ -439,7 +444,7 @@ def _subscription_info(order: Order) -> dict[str, Any]:
 @login_required
 def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
     order = _get_order_for_customer(request, pk)
-    events = list(order.events.only("kind", "created_at", "order_id"))
+    events = list(order.events.only("kind", "message", "created_at", "order_id"))
     order_refills = list(order.refills.order_by("-id"))
     active = any(r.status in Refill.ACTIVE for r in order_refills)
     refill_block = refills.refill_obstacle(order, active_refill=active)

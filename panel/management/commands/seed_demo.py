@@ -19,6 +19,7 @@ from payments.models import GatewayName, PaymentMethod
 from providers.models import Provider
 from providers.sandbox import DEFAULT_KEY, SandboxServer
 from providers.sync import sync_catalog
+from support.models import Ticket
 
 DEMO_USERS = [
     # username, password, role
@@ -51,6 +52,7 @@ class Command(BaseCommand):
         self._sandbox_provider()
         self._demo_orders()
         self._payment_methods()
+        self._demo_tickets()
         self.stdout.write("Demo logins (http://127.0.0.1:8000/accounts/login/):")
         for username, password, role in DEMO_USERS:
             self.stdout.write(f"  {role:<9} {username} / {password}")
@@ -118,6 +120,23 @@ class Command(BaseCommand):
         self._demo_price_change()
         self.stdout.write(f"Demo customer: {len(placed) + 1} orders in every status, a refill, "
                           "a drip-feed and a subscription")
+
+    def _demo_tickets(self) -> None:
+        """Two tickets for the staff desk's inbox: an Order ticket asking to speed up an
+        order in progress, and a Payment ticket; once."""
+        customer = User.objects.get(username="customer")
+        if Ticket.objects.filter(user=customer).exists():
+            return
+        running = Order.objects.for_customer(customer.pk).filter(
+            status=Order.Status.IN_PROGRESS).first()
+        if running is not None:
+            Ticket.open(customer.pk, "Could this order go a little faster? It is for a launch "
+                        "tomorrow.", subject=Ticket.Subject.ORDER,
+                        request=Ticket.Request.SPEED_UP, order_ids=[running.pk])
+        Ticket.open(customer.pk, "I paid by bank transfer yesterday; the balance did not "
+                    "change yet.", subject=Ticket.Subject.PAYMENT,
+                    payment_method="Bank transfer", transaction_id="DEMO-2026-001")
+        self.stdout.write("Demo customer: 2 support tickets")
 
     def _demo_order(self, sandbox: SandboxServer, customer: User, provider: Provider,
                     upstream_id: int, status: str, params: dict[str, Any]) -> Order:

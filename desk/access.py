@@ -1,0 +1,88 @@
+"""Who reaches the staff desk, and which of its areas.
+
+Members of the Staff group and admins (superusers) reach /staff/; anybody else, anonymous
+visitors included, gets the same 404 as for a page that does not exist, so the desk's
+addresses tell a customer nothing. Inside, each area asks for one of the desk's permissions
+(desk.models.AREAS); a member without it gets 403. With STAFF_REQUIRE_MFA on, a member must
+have passed a second factor in this session: one without an authenticator is sent to set one
+up, one with an authenticator (who came in some way that skipped it) to enter a code."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+from urllib.parse import urlencode
+
+from allauth.account.authentication import get_authentication_records
+from allauth.mfa.models import Authenticator
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.shortcuts import redirect, render
+from django.urls import reverse
+
+from desk.models import AREAS
+from desk.queue import attention_count
+from panel.roles import STAFF_GROUP
+
+View = Callable[..., HttpResponseBase]
+
+
+def is_desk_member(user: Any) -> bool:
+    if not user.is_authenticated or not user.is_active:
+        return False
+    if user.is_superuser:
+        return True
+    # Cached on the user for the request: the layout asks again for the navigation.
+    if not hasattr(user, "_desk_member"):
+        user._desk_member = user.groups.filter(name=STAFF_GROUP).exists()
+    return bool(user._desk_member)
+
+
+def passed_second_factor(request: HttpRequest) -> bool:
+    records = get_authentication_records(request, request.user)  # type: ignore[arg-type]
+    return any(record.get("method") == "mfa" for record in records)
+
+
+def _second_factor_redirect(request: HttpRequest) -> HttpResponse | None:
+    """Where a member who has not passed a second factor goes first, or None."""
+    if not settings.STAFF_REQUIRE_MFA or passed_second_factor(request):
+        return None
+    query = urlencode({"next": request.get_full_path()})
+    has_totp = Authenticator.objects.filter(user=request.user,  # type: ignore[misc]
+                                            type=Authenticator.Type.TOTP).exists()
+    target = "mfa_reauthenticate" if has_totp else "mfa_activate_totp"
+    return redirect(f"{reverse(target)}?{query}")
+
+
+def desk_view(permission: str | None) -> Callable[[View], View]:
+    """Guard a desk view: 404 for non-members, the second factor, then 403 without
+    `permission` (one of AREAS; None for pages every member may see)."""
+    if permission is not None and permission not in AREAS:
+        raise ValueError(f"unknown desk area {permission!r}")
+
+    def decorate(view: View) -> View:
+        @wraps(view)
+        def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            if not is_desk_member(request.user):
+                raise Http404
+            detour = _second_factor_redirect(request)
+            if detour is not None:
+                return detour
+            if permission is not None and not request.user.has_perm(f"desk.{permission}"):
+                return render(request, "desk/forbidden.html", {"area": permission},
+                              status=403)
+            return view(request, *args, **kwargs)
+
+        guarded.desk_permission = permission  # type: ignore[attr-defined]
+        return guarded
+
+    return decorate
+
+
+def desk_context(request: HttpRequest) -> dict[str, object]:
+    """The navigation's count badge, on the desk's pages only."""
+    match = request.resolver_match
+    if match is None or match.namespace != "desk" or not is_desk_member(request.user):
+        return {}
+    return {"desk_attention_count": attention_count()}
