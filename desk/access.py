@@ -55,6 +55,22 @@ def _second_factor_redirect(request: HttpRequest) -> HttpResponse | None:
     return redirect(f"{reverse(target)}?{query}")
 
 
+def admin_second_factor(get_response: Callable[[HttpRequest], HttpResponseBase]
+                        ) -> Callable[[HttpRequest], HttpResponseBase]:
+    """Middleware: the Django admin (deposits, prices, providers' keys) asks staff for the
+    same second factor as the desk, not just a password."""
+    def middleware(request: HttpRequest) -> HttpResponseBase:
+        user = getattr(request, "user", None)
+        if (settings.STAFF_REQUIRE_MFA and user is not None and user.is_authenticated
+                and user.is_staff and request.path.startswith(reverse("admin:index"))):
+            detour = _second_factor_redirect(request)
+            if detour is not None:
+                return detour
+        return get_response(request)
+
+    return middleware
+
+
 def desk_view(permission: str | None) -> Callable[[View], View]:
     """Guard a desk view: 404 for non-members, the second factor, then 403 without
     `permission` (one of AREAS; None for pages every member may see)."""

@@ -93,6 +93,8 @@ MIDDLEWARE = [
     "allauth.account.middleware.AccountMiddleware",
     # Shows every time in the customer's own time zone (their profile), after authentication.
     "panel.accounts.TimeZoneMiddleware",
+    # Staff pass the desk's second factor before the Django admin too (STAFF_REQUIRE_MFA).
+    "desk.access.admin_second_factor",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     # Last, so that it turns a login refused by the lock-out into the locked-out page.

@@ -92,6 +92,29 @@ def test_staff_without_an_authenticator_are_sent_to_set_one_up(client, settings)
 
 
 @pytest.mark.django_db
+def test_the_django_admin_asks_staff_for_the_second_factor_too(client, settings):
+    from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+
+    admin_user = make_staff("ada")
+    admin_user.is_staff = admin_user.is_superuser = True
+    admin_user.save()
+    client.force_login(admin_user)
+    settings.STAFF_REQUIRE_MFA = False
+    assert client.get(reverse("admin:index")).status_code == 200
+    settings.STAFF_REQUIRE_MFA = True
+    refused = client.get(reverse("admin:panel_user_changelist"))
+    assert refused.status_code == 302
+    assert refused["Location"].startswith(reverse("mfa_activate_totp"))
+    secret = generate_totp_secret()
+    TOTP.activate(admin_user, secret)
+    ask = client.get(reverse("admin:index"))
+    assert ask["Location"].startswith(reverse("mfa_reauthenticate"))
+    entered = client.post(ask["Location"], {"code": totp_code(secret)})
+    assert entered["Location"] == reverse("admin:index")
+    assert client.get(reverse("admin:index")).status_code == 200
+
+
+@pytest.mark.django_db
 def test_setting_up_totp_then_a_code_opens_the_desk(client, settings):
     settings.STAFF_REQUIRE_MFA = True
     make_staff("sam")

@@ -98,6 +98,18 @@ def test_the_inbox_takes_the_same_queries_for_one_ticket_or_many(desk, alice, bo
     assert html.count("and more") == 20
 
 
+def test_alerts_list_unread_tickets_until_staff_open_them(desk, alice):
+    def alert_titles():
+        return [a.title for a in desk.get(reverse("desk:alerts")).context["alerts"]]
+
+    assert alert_titles() == []
+    ticket = Ticket.open(alice.pk, "Hello", subject="other")
+    Ticket.open(alice.pk, "Hello again", subject="other")
+    assert alert_titles() == ["2 tickets waiting to be read"]
+    desk.get(reverse("desk:ticket", args=[ticket.pk]))
+    assert alert_titles() == ["1 ticket waiting to be read"]
+
+
 def test_opening_a_ticket_reads_it_and_shows_the_notes(desk, alice, support):
     ticket = Ticket.open(alice.pk, "Hello", subject="other")
     ticket.add_note(support.pk, "Known customer, be quick")

@@ -20,6 +20,7 @@ from desk.access import desk_view
 from orders.models import Order, Refill
 from panel.templatetags.panel_money import money_text
 from providers.models import Provider
+from support.models import Ticket
 
 
 @dataclass
@@ -79,8 +80,15 @@ def queue_alert() -> Alert | None:
 
 
 def ticket_alert() -> Alert | None:
-    """New tickets: the hook the tickets desk fills in (a count of open tickets)."""
-    return None
+    """Tickets with a customer's message no staff member has opened yet."""
+    unread = Ticket.objects.exclude(state=Ticket.State.CLOSED).filter(unread_by_staff=True)
+    count = unread.count()
+    if not count:
+        return None
+    return Alert("warning", ngettext("%(n)s ticket waiting to be read",
+                                     "%(n)s tickets waiting to be read", count) % {"n": count},
+                 _("Customers wrote and nobody on the desk has opened their tickets yet."),
+                 reverse("desk:tickets") + "?unread=1")
 
 
 @desk_view(None)
