@@ -17,23 +17,46 @@ from django.db.models.functions import Coalesce, Concat
 from django.utils import timezone
 
 from orders.models import Order, OrderEvent, OrderQuerySet, Refill
+from providers.client import longest_exchange_seconds
 
 STUCK_SENDING = ("stuck while sending: the worker may have died after the request went out, "
                  "so the outcome is unknown")
 NOT_SENT = "queued but not sent: is the worker running?"
 PUT_OFF = "put off by temporary upstream refusals: "
 LIMIT = 1000  # per kind and run; the next run a minute later takes the rest
+# Database work around a send (claim, load, commit) and clocks of worker hosts a little apart.
+SLACK_SECONDS = 30
+
+
+def submitting_threshold() -> timedelta:
+    """How long an order may stay SUBMITTING while a live worker could still be sending it.
+
+    A batch stamps submitted_at when it claims and again right before each order's request;
+    it starts no request after DISPATCH_BATCH_SECONDS, and one request lasts at most
+    longest_exchange_seconds (an `add` is never retried). So the last order of a batch is
+    decided by then, and past it the worker holding the claim is dead or cut off: staff
+    should see the order now rather than after a fixed 10 minutes.
+    WATCHDOG_SUBMITTING_SECONDS overrides the derived value."""
+    override = settings.WATCHDOG_SUBMITTING_SECONDS
+    if override is not None:
+        return timedelta(seconds=override)
+    send = longest_exchange_seconds(settings.PROVIDER_CONNECT_TIMEOUT,
+                                    settings.PROVIDER_READ_TIMEOUT)
+    return timedelta(seconds=settings.DISPATCH_BATCH_SECONDS + send + SLACK_SECONDS)
 
 
 def run_watchdog() -> dict[str, int]:
     now = timezone.now()
-    sending_cutoff = now - timedelta(minutes=settings.WATCHDOG_SUBMITTING_MINUTES)
+    sending_cutoff = now - submitting_threshold()
+    # A refill sweep sends one request per provider and hundred, not bounded in time: it
+    # keeps a fixed, longer threshold.
+    refill_cutoff = now - timedelta(minutes=settings.WATCHDOG_REFILL_SUBMITTING_MINUTES)
     queued_cutoff = now - timedelta(minutes=settings.WATCHDOG_QUEUED_MINUTES)
     stalled_cutoff = now - timedelta(hours=settings.WATCHDOG_STALLED_HOURS)
     queued = Order.objects.filter(status=Order.Status.QUEUED, flagged_at__isnull=True,
                                   next_check_at__lt=queued_cutoff)
     refills = Refill.objects.filter(status=Refill.Status.SUBMITTING,
-                                    submitted_at__lt=sending_cutoff).update(
+                                    submitted_at__lt=refill_cutoff).update(
         status=Refill.Status.NEEDS_ATTENTION, error=STUCK_SENDING, flagged_at=now,
         flag_reason=STUCK_SENDING)
     return {

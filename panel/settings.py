@@ -295,7 +295,11 @@ POLL_FLAG_AFTER_FAILURES: int = env.int("POLL_FLAG_AFTER_FAILURES", default=5)
 CANCEL_MAX_ATTEMPTS: int = env.int("CANCEL_MAX_ATTEMPTS", default=4)
 REFILL_MAX_ATTEMPTS: int = env.int("REFILL_MAX_ATTEMPTS", default=4)
 # Watchdog: a send that never finished, and live orders that stopped moving.
-WATCHDOG_SUBMITTING_MINUTES: int = env.int("WATCHDOG_SUBMITTING_MINUTES", default=10)
+# A send unfinished past the longest it can take (the batch's time plus one request's
+# timeouts, orders/watchdog.py: submitting_threshold) is parked; this overrides that, in seconds.
+WATCHDOG_SUBMITTING_SECONDS: float | None = env.float("WATCHDOG_SUBMITTING_SECONDS", default=None)
+WATCHDOG_REFILL_SUBMITTING_MINUTES: int = env.int("WATCHDOG_REFILL_SUBMITTING_MINUTES",
+                                                  default=10)
 WATCHDOG_QUEUED_MINUTES: int = env.int("WATCHDOG_QUEUED_MINUTES", default=30)
 WATCHDOG_STALLED_HOURS: int = env.int("WATCHDOG_STALLED_HOURS", default=24)
 # Sending (orders/dispatch.py): a batch stops claiming time after this many seconds and puts

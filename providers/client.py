@@ -30,6 +30,7 @@ from urllib.parse import quote, quote_plus, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3 import exceptions as urllib3_exceptions
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
@@ -40,6 +41,9 @@ logger = logging.getLogger("providers.client")
 MAX_IDS_PER_REQUEST = 100  # the protocol's limit for `orders` / `refills`
 MAX_REPLY_BYTES = 16 * 1024 * 1024  # a big catalog is a few MB; more is an upstream gone wrong
 SNIPPET_CHARS = 160  # how much of an odd reply goes into an error message
+# A reply must have arrived this many read timeouts after the request started (a reply that
+# trickles in a byte at a time never trips the read timeout itself).
+REPLY_READS = 2
 
 T = TypeVar("T")
 AddParam = str | int | Sequence[str] | None
@@ -174,6 +178,14 @@ def check_url(url: str, *, allow_private: bool) -> None:
         ) from None
 
 
+def longest_exchange_seconds(connect_timeout: float, read_timeout: float) -> float:
+    """The longest one request and its reply can take, unretried (as every `add` is): the
+    connect (all addresses together), the wait for the reply's headers, and the body, which
+    must have arrived REPLY_READS read timeouts after the start, checked after each chunk
+    (so one more wait for a chunk can pass). Local work on either side is not counted."""
+    return connect_timeout + (REPLY_READS + 1) * read_timeout
+
+
 def _split_url(url: str) -> tuple[str, int]:
     """Host and port of an acceptable URL, or UNSAFE_URL."""
     if any(ch.isspace() or ord(ch) < 32 or ch == "\\" for ch in url):
@@ -279,14 +291,22 @@ def _connect_vetted(conn: HTTPConnection, *, allow_private: bool) -> socket.sock
 
 
 def _connect_first(infos: list[AddrInfo], conn: HTTPConnection) -> socket.socket:
+    # The connect timeout bounds the whole connect, however many addresses are tried: the
+    # watchdog's threshold for a stuck send is computed from it (longest_exchange_seconds).
+    limit = conn.timeout if isinstance(conn.timeout, int | float) else None
+    deadline = None if limit is None else time.monotonic() + limit
     last_error: OSError | None = None
     for family, kind, proto, _, sockaddr in infos:
+        if deadline is not None and time.monotonic() >= deadline:
+            raise TimeoutError("connect timeout spent on earlier addresses")
         sock = socket.socket(family, kind, proto)
         try:
             for option in conn.socket_options or ():
                 sock.setsockopt(*option)
-            if conn.timeout is None or isinstance(conn.timeout, int | float):
-                sock.settimeout(conn.timeout)
+            if deadline is not None:
+                sock.settimeout(max(0.001, deadline - time.monotonic()))
+            elif conn.timeout is None:
+                sock.settimeout(None)
             if conn.source_address:
                 sock.bind(conn.source_address)
             sock.connect(sockaddr)
@@ -731,6 +751,25 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         pending.extend(item for item in wrapped if isinstance(item, BaseException))
 
 
+def _as_they_come(response: requests.Response) -> Iterator[bytes]:
+    """The body in pieces as they arrive. requests' iter_content waits for a full chunk
+    (a buffered read of 64 KiB loops over the socket until it has them), so a reply that
+    trickles in a byte at a time would never reach the caller's deadline check; read1
+    returns whatever one read brought. urllib3's errors become requests' ones, as there."""
+    raw = response.raw
+    try:
+        while chunk := raw.read1(64 * 1024, decode_content=True):
+            yield chunk
+    except urllib3_exceptions.ProtocolError as exc:
+        raise requests.exceptions.ChunkedEncodingError(exc) from exc
+    except urllib3_exceptions.DecodeError as exc:
+        raise requests.exceptions.ContentDecodingError(exc) from exc
+    except urllib3_exceptions.ReadTimeoutError as exc:
+        raise requests.exceptions.ConnectionError(exc) from exc
+    except urllib3_exceptions.SSLError as exc:
+        raise requests.exceptions.SSLError(exc) from exc
+
+
 # --- The client ---------------------------------------------------------------------------------
 
 
@@ -952,10 +991,11 @@ class Client:
         data = {"key": self._key, "action": action, **params}
         timeout = (self.connect_timeout, self.read_timeout)
         try:
+            started = time.monotonic()
             with self._session.post(
                 self.url, data=data, timeout=timeout, allow_redirects=False, stream=True
             ) as response:
-                body = self._read_body(response)
+                body = self._read_body(response, started)
                 return response.status_code, body, response.headers.get("Location", "")
         except requests.RequestException as exc:
             message = f"{exc.__class__.__name__}: {exc}"
@@ -967,11 +1007,11 @@ class Client:
             # (No traceback logged: its text is not scrubbed of the key.)
             raise _transport(f"{exc.__class__.__name__}: {exc}", definite=False) from None
 
-    def _read_body(self, response: requests.Response) -> bytes:
+    def _read_body(self, response: requests.Response, started: float) -> bytes:
         # read_timeout bounds each wait for data; the deadline bounds a reply that trickles in.
-        deadline = time.monotonic() + self.connect_timeout + 3 * self.read_timeout
+        deadline = started + self.connect_timeout + REPLY_READS * self.read_timeout
         chunks, size = [], 0
-        for chunk in response.iter_content(64 * 1024):
+        for chunk in _as_they_come(response):
             size += len(chunk)
             if size > MAX_REPLY_BYTES:
                 raise _bad_reply(f"reply larger than {MAX_REPLY_BYTES} bytes")

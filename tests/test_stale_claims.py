@@ -62,7 +62,7 @@ def test_a_stale_batch_claim_cannot_buy_an_order_that_staff_resent(
         time.sleep(0.02)
     time.sleep(LATENCY / 4)  # worker 1's request for `first` is on its way
 
-    settings.WATCHDOG_SUBMITTING_MINUTES = 0  # the tail has "waited too long"
+    settings.WATCHDOG_SUBMITTING_SECONDS = 0  # the tail has "waited too long"
     watchdog.run_watchdog()
     tail.refresh_from_db()
     assert tail.status == Order.Status.NEEDS_ATTENTION
@@ -105,7 +105,7 @@ def test_one_broken_provider_key_does_not_abandon_the_batch(
     assert "not sent" in order_broken.error
     assert OrderEvent.objects.filter(order=order_broken, kind="requeued").exists()
     assert adds_for(sandbox, order_broken.link) == []
-    settings.WATCHDOG_SUBMITTING_MINUTES = 0
+    settings.WATCHDOG_SUBMITTING_SECONDS = 0
     assert watchdog.run_watchdog()["parked"] == 0  # nothing left stranded in SUBMITTING
 
 

@@ -66,3 +66,64 @@ def test_every_move_of_the_watchdog_writes_the_orders_history(catalog, alice, se
     messages = dict(OrderEvent.objects.values_list("order_id", "message"))
     assert "outcome is unknown" in messages[sending.pk]
     assert "worker" in messages[queued.pk] and "no progress" in messages[stalled.pk]
+
+
+# --- how long a send may stay SUBMITTING: derived from the longest it can take ---------------
+
+def _submitting_since(order, seconds: float) -> None:
+    Order.objects.filter(pk=order.pk).update(
+        status=Order.Status.SUBMITTING, submitted_at=timezone.now() - timedelta(seconds=seconds))
+
+
+def test_a_dead_workers_send_is_parked_once_no_live_send_could_last_that_long(
+        catalog, alice, settings):
+    from orders.watchdog import SLACK_SECONDS, submitting_threshold
+
+    settings.WATCHDOG_SUBMITTING_SECONDS = None
+    settings.PROVIDER_CONNECT_TIMEOUT, settings.PROVIDER_READ_TIMEOUT = 5, 30
+    settings.DISPATCH_BATCH_SECONDS = 60
+    # The batch's time, one connect, the wait for headers and the reply's two reads after it.
+    assert submitting_threshold() == timedelta(seconds=60 + 5 + 3 * 30 + SLACK_SECONDS)
+    assert submitting_threshold() < timedelta(minutes=4)
+    service = make_service(catalog, "Default", one_order_per_link=False)
+    dead, alive = (place_order(alice, service.pk, {"link": f"https://x.com/{name}",
+                                                   "quantity": service.min_quantity})
+                   for name in ("dead", "alive"))
+    threshold = submitting_threshold().total_seconds()
+    _submitting_since(dead, threshold + 5)
+    _submitting_since(alive, threshold - 20)
+
+    assert run_watchdog()["parked"] == 1
+    assert Order.objects.get(pk=dead.pk).status == Order.Status.NEEDS_ATTENTION
+    assert Order.objects.get(pk=alive.pk).status == Order.Status.SUBMITTING
+
+    settings.PROVIDER_READ_TIMEOUT = 10  # shorter timeouts: staff hear sooner
+    assert submitting_threshold() == timedelta(seconds=60 + 5 + 30 + SLACK_SECONDS)
+    settings.WATCHDOG_SUBMITTING_SECONDS = 600  # an explicit setting wins
+    assert submitting_threshold() == timedelta(minutes=10)
+
+
+@pytest.mark.parametrize("fault", ["trickle", "timeout_after", "latency"])
+def test_no_send_outlasts_the_bound_the_watchdog_counts_on(fault, sandbox, catalog, alice,
+                                                           settings):
+    """Over HTTP against the sandbox: a reply that trickles in a byte at a time (no single
+    wait trips the read timeout), one that never comes, one that comes late. Each `add`
+    ends within longest_exchange_seconds, so the watchdog's threshold holds."""
+    import time
+
+    from orders.dispatch import dispatch_one
+    from providers.client import longest_exchange_seconds
+
+    settings.PROVIDER_CONNECT_TIMEOUT, settings.PROVIDER_READ_TIMEOUT = 0.5, 0.4
+    sandbox.set_fault(fault, action="add", delay={"trickle": 0.15}.get(fault, 3.0))
+    service = make_service(catalog, "Default")
+    order = place_order(alice, service.pk, {"link": "https://x.com/slow",
+                                            "quantity": service.min_quantity})
+
+    started = time.monotonic()
+    dispatch_one(order.pk)
+    took = time.monotonic() - started
+
+    assert took < longest_exchange_seconds(0.5, 0.4) + 0.5  # + the database work around it
+    order.refresh_from_db()
+    assert order.status == Order.Status.NEEDS_ATTENTION  # it may have been bought: staff decide
