@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from orders.models import Order, OrderEvent, Refill, provider_batches
 from providers.client import Client, ErrorKind, OrderStatus, ProviderError, RefillState
+from providers.models import Provider
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -36,6 +37,33 @@ def check_delay(age: timedelta) -> timedelta:
     first = float(settings.POLL_FIRST_DELAY)
     seconds = min(float(settings.POLL_MAX_DELAY), max(first, age.total_seconds() / 10))
     return timedelta(seconds=seconds * random.uniform(0.8, 1.2))  # noqa: S311
+
+
+def failed_batch_delay(failures: int) -> timedelta:
+    """When to ask again about a batch whose request failed as a whole for the `failures`th
+    time in a row: POLL_FIRST_DELAY doubling, never past POLL_MAX_DELAY (the lease of five
+    minutes must not decide it: a panel set to settle within a minute would wait five)."""
+    first, most = float(settings.POLL_FIRST_DELAY), float(settings.POLL_MAX_DELAY)
+    seconds = max(first, 1.0) * 2 ** min(max(failures - 1, 0), 30)
+    return timedelta(seconds=min(most, seconds * random.uniform(0.8, 1.2)))  # noqa: S311
+
+
+def record_batch_outcome(provider: Provider, model: type[Order] | type[Refill],
+                         chunk: list[tuple[int, int]], asked: Asked[Any]) -> None:
+    """After one provider batch of (pk, upstream id): keep the provider's streak of batches
+    that got no answer at all, and back off what got none, which would otherwise wait out
+    the lease. A good batch after a good batch writes nothing."""
+    if asked.answers and provider.poll_failures:
+        Provider.objects.filter(pk=provider.pk).update(poll_failures=0)
+        provider.poll_failures = 0
+    elif not asked.answers and asked.failure is not None:
+        Provider.objects.filter(pk=provider.pk).update(poll_failures=F("poll_failures") + 1)
+        provider.poll_failures += 1
+    unanswered = [pk for pk, upstream_id in chunk if upstream_id not in asked.answers]
+    if asked.failure is not None and unanswered:
+        delay = failed_batch_delay(max(provider.poll_failures, 1))
+        model.objects.filter(pk__in=unanswered, status__in=model.POLLED).update(
+            next_check_at=timezone.now() + delay)
 
 
 @dataclass
@@ -67,8 +95,8 @@ def poll_orders(limit: int = 2000) -> PollStats:
         if asked.failure is not None:
             log.warning("status poll of %s failed: %s", provider, asked.failure)
             stats.errors += 1
-        # What got no answer stays leased and is due again later.
         answered = [(pk, upstream_id) for pk, upstream_id in chunk if upstream_id in asked.answers]
+        record_batch_outcome(provider, Order, chunk, asked)
         stats.changed += apply_replies(answered, asked.answers)
         stats.orders += len(answered)
     return stats
@@ -171,7 +199,7 @@ def _next_check_after_error(order: Order, now: datetime) -> datetime:
     # Past the lease at least, and longer with each failure in a row (within the max delay).
     failures = order.poll_failures + 1
     delay = max(check_delay(now - (order.submitted_at or order.created_at)), LEASE) * failures
-    return now + min(delay, max(timedelta(seconds=settings.POLL_MAX_DELAY), LEASE))
+    return now + min(delay, timedelta(seconds=settings.POLL_MAX_DELAY))
 
 
 def _record_poll_errors(failed: dict[str, list[Order]], now: datetime) -> None:
@@ -282,6 +310,7 @@ def poll_refills(limit: int = 2000) -> int:
         asked = ask_in_halves(client.refill_statuses, [upstream_id for _, upstream_id in chunk])
         if asked.failure is not None:
             log.warning("refill poll of %s failed: %s", provider, asked.failure)
+        record_batch_outcome(provider, Refill, chunk, asked)
         changed += _apply_refill_states(
             [(pk, upstream_id) for pk, upstream_id in chunk if upstream_id in asked.answers],
             asked.answers)
@@ -306,7 +335,8 @@ def _apply_refill_states(chunk: list[tuple[int, int]],
         # watchdog flags a refill that stays without progress.
         changed += Refill.objects.filter(pk__in=pks, status__in=Refill.POLLED).update(
             error=f"status check: {message}"[:1000],
-            next_check_at=now + max(check_delay(LEASE), LEASE * 2))
+            next_check_at=now + min(max(check_delay(LEASE), LEASE * 2),
+                                    timedelta(seconds=settings.POLL_MAX_DELAY)))
     for status, pks in by_status.items():
         done = status in (Refill.Status.COMPLETED, Refill.Status.REJECTED)
         moved = Case(When(~Q(status=status), then=Value(now)), default=F("last_progress_at"))
