@@ -19,13 +19,14 @@ import time
 import uuid
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Prefetch
 from django.utils import timezone
 
-from orders.models import Order, OrderEvent, Route, new_claim_token
+from orders.models import Order, OrderEvent, ParkPhase, Route, new_claim_token
 from orders.params import FLAT_TYPES
 from orders.polling import check_delay
 from orders.pricing import charge_for
@@ -149,7 +150,8 @@ def _buy(order: Order, route: Route, token: uuid.UUID) -> int | ProviderError | 
     flight = uuid.uuid4()
     if not Order.objects.filter(pk=order.pk, status=Order.Status.SUBMITTING,
                                 claim_token=token).update(claim_token=flight,
-                                                          submitted_at=timezone.now()):
+                                                          submitted_at=timezone.now(),
+                                                          sent_to=route.provider):
         log.warning("order %s: claim is no longer current; not sending", order.pk)
         return None
     order.claim_token = flight
@@ -273,7 +275,8 @@ def _mark_sent(order: Order, route: Route, upstream_id: int) -> None:
     except IntegrityError:
         # The upstream gave an id we already hold for another order: a person must look.
         _park_message(order, f"{route.provider} answered with order id {upstream_id}, which "
-                             "another order already has")
+                             "another order already has", park_phase=ParkPhase.DUPLICATE_ID,
+                      park_reply=f'{{"order": {upstream_id}}}')
         return
     if not sent:
         # Someone moved the order on while the request was out (staff, the watchdog): the
@@ -290,15 +293,19 @@ def first_check_delay() -> timedelta:
 
 def _park(order: Order, route: Route, exc: ProviderError) -> None:
     _park_message(order, f"{route.provider}: outcome unknown ({exc.message}); it may have been "
-                         "bought upstream, so it is not resent automatically")
+                         "bought upstream, so it is not resent automatically",
+                  park_phase=ParkPhase(exc.phase or ParkPhase.READ),
+                  park_http_status=exc.http_status, park_reply=exc.reply_start)
 
 
-def _park_message(order: Order, message: str) -> None:
+def _park_message(order: Order, message: str, **what_happened: Any) -> None:
+    """Park the order for staff, with what happened (ParkPhase and the reply) on the row."""
     now = timezone.now()
+    what_happened.setdefault("park_phase", ParkPhase.REPLY)
     with transaction.atomic():
         if order.compare_and_set(Order.Status.SUBMITTING, status=Order.Status.NEEDS_ATTENTION,
                                  error=message, flagged_at=now, flag_reason=message,
-                                 claim_token=None):
+                                 claim_token=None, parked_at=now, **what_happened):
             order.log("needs_attention", message)
             log.warning("order %s needs attention: %s", order.pk, message)
             if order.parent_id:

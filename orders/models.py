@@ -12,6 +12,7 @@ from celery import current_app
 from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from orders.params import FLAT_TYPES, parse_id
@@ -241,6 +242,36 @@ class OrderQuerySet(ClaimQuerySet["Order"]):
         return self.filter(status__in=Order.POLLED, next_check_at__lte=now,
                            upstream_id__isnull=False)
 
+    def parked(self) -> OrderQuerySet:
+        """Orders whose send has an unknown outcome: staff decide (resend, link, refund)."""
+        return self.filter(status=Order.Status.NEEDS_ATTENTION)
+
+    def grouped_by_provider_window(self, minutes: int) -> list[dict[str, Any]]:
+        """These orders in groups of the same provider, park phase and HTTP status within
+        windows of `minutes` (by parked_at, windows aligned to the epoch), newest window
+        first: what a staff desk settles at once ("Sandbox, 14:10–14:20, read timeouts: 37
+        orders"). Each group: provider_id, provider_name, window_start, window_end,
+        park_phase, park_http_status, count, order_ids. One query."""
+        from django.contrib.postgres.aggregates import ArrayAgg
+
+        seconds = max(int(minutes * 60), 1)
+        # Orders parked before these fields existed have only their flag's time.
+        at = Coalesce("parked_at", "flagged_at", "submitted_at")
+        window = models.Func(at, template=(
+            f"to_timestamp(floor(extract(epoch FROM %(expressions)s) / {seconds}) * {seconds})"),
+            output_field=models.DateTimeField())
+        rows = (self.order_by().annotate(window_start=window)
+                .filter(window_start__isnull=False)
+                .values("sent_to_id", "sent_to__name", "window_start", "park_phase",
+                        "park_http_status")
+                .annotate(count=models.Count("id"), order_ids=ArrayAgg("id", order_by="id"))
+                .order_by("-window_start", "sent_to__name", "park_phase"))
+        return [{"provider_id": row["sent_to_id"], "provider_name": row["sent_to__name"] or "",
+                 "window_start": row["window_start"],
+                 "window_end": row["window_start"] + timedelta(seconds=seconds),
+                 "park_phase": row["park_phase"], "park_http_status": row["park_http_status"],
+                 "count": row["count"], "order_ids": row["order_ids"]} for row in rows]
+
     def average_completion(self, service: Service, latest: int = 10) -> timedelta | None:
         """How long the `latest` most recently completed orders of `service` took, from
         placing to finishing, on average per 1000 units (per order for the flat types, whose
@@ -255,6 +286,20 @@ class OrderQuerySet(ClaimQuerySet["Order"]):
         average: timedelta | None = Order.objects.filter(pk__in=recent).aggregate(
             average=models.Avg(per_order))["average"]
         return average
+
+
+class ParkPhase(models.TextChoices):
+    """Where the send of a parked order broke (providers.client.Phase), or that the worker
+    sending it was lost."""
+
+    CONNECT = "connect"
+    SEND = "send"
+    READ = "read"
+    HTTP = "http", "HTTP status"
+    PARSE = "parse"
+    REPLY = "reply"
+    WORKER_LOST = "worker_lost", "Worker lost"
+    DUPLICATE_ID = "duplicate_id", "Upstream id already used"
 
 
 class Order(models.Model):
@@ -348,6 +393,18 @@ class Order(models.Model):
     claim_token = models.UUIDField(null=True, blank=True)
     # Sends put off by a temporary upstream refusal (rate limit, our balance there too low).
     deferrals = models.PositiveIntegerField(default=0)
+    # The provider the latest `add` went (or was about to go) to, set right before the call:
+    # a send the watchdog finds stuck is known to be at this provider.
+    sent_to = models.ForeignKey(Provider, on_delete=models.PROTECT, null=True, blank=True,
+                                related_name="+")
+    # What exactly happened when the order was parked with an unknown outcome, so staff can
+    # settle the parked orders of one provider and time window together (OrderQuerySet.
+    # grouped_by_provider_window): the phase of the failure, the HTTP status, and the start
+    # of the reply's body with our key masked.
+    parked_at = models.DateTimeField(null=True, blank=True)
+    park_phase = models.CharField(max_length=20, choices=ParkPhase.choices, blank=True)
+    park_http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    park_reply = models.TextField(blank=True)
 
     objects = OrderQuerySet.as_manager()
 

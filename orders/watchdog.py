@@ -16,7 +16,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce, Concat
 from django.utils import timezone
 
-from orders.models import Order, OrderEvent, OrderQuerySet, Refill
+from orders.models import Order, OrderEvent, OrderQuerySet, ParkPhase, Refill
 from providers.client import longest_exchange_seconds
 
 STUCK_SENDING = ("stuck while sending: the worker may have died after the request went out, "
@@ -79,7 +79,8 @@ def _park_stuck_sends(cutoff: datetime, now: datetime) -> int:
     rows = Order.objects.filter(status=Order.Status.SUBMITTING, submitted_at__lt=cutoff).claim(
         LIMIT, "parent_id", "run_number", order_by="submitted_at",
         status=Order.Status.NEEDS_ATTENTION, error=STUCK_SENDING, flagged_at=now,
-        flag_reason=STUCK_SENDING, claim_token=None)
+        flag_reason=STUCK_SENDING, claim_token=None, parked_at=now,
+        park_phase=ParkPhase.WORKER_LOST, park_http_status=None, park_reply="")
     events = [OrderEvent(order_id=pk, kind="needs_attention", message=STUCK_SENDING)
               for pk, _, _ in rows]
     for _, parent_id, run_number in rows:

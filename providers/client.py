@@ -76,19 +76,40 @@ class ErrorKind(StrEnum):
     OTHER = "other"
 
 
+class Phase(StrEnum):
+    """Where in an exchange a call failed: what staff need to guess whether it was bought."""
+
+    CONNECT = "connect"  # before a byte of the request left (refused, unresolvable, unsafe)
+    SEND = "send"  # the connection broke while the request was being written
+    READ = "read"  # sent, and no (complete) reply came: a timeout, a reset, a reply too slow
+    HTTP = "http"  # a reply with an HTTP status that is not an answer (5xx, a 4xx page, 3xx)
+    PARSE = "parse"  # a reply that cannot be read (HTML, garbage, cut off, odd fields)
+    REPLY = "reply"  # an answer that refuses: `{"error": …}`
+
+
+REPLY_START_CHARS = 500  # how much of a failed reply's body is kept for staff
+
+
 class ProviderError(Exception):
     """A failed upstream call.
 
     `definite` is True when nothing can have been created upstream (the request never left, or
     the upstream answered with an error); False when the request may have been acted on.
+    `phase`, `http_status` and `reply_start` (the body's first REPLY_START_CHARS, the key
+    masked) say what exactly happened, for the staff who settle an unknown outcome.
     """
 
-    def __init__(self, kind: ErrorKind, message: str, *, definite: bool, action: str = "") -> None:
+    def __init__(self, kind: ErrorKind, message: str, *, definite: bool, action: str = "",
+                 phase: Phase | None = None, http_status: int | None = None,
+                 reply_start: str = "") -> None:
         super().__init__(kind, message)
         self.kind = kind
         self.message = message
         self.definite = definite
         self.action = action
+        self.phase = phase
+        self.http_status = http_status
+        self.reply_start = reply_start
 
     @property
     def temporary(self) -> bool:
@@ -102,7 +123,9 @@ class ProviderError(Exception):
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Keyword-only arguments need help to survive pickling (Celery results, multiprocessing).
-        rebuild = functools.partial(ProviderError, definite=self.definite, action=self.action)
+        rebuild = functools.partial(ProviderError, definite=self.definite, action=self.action,
+                                    phase=self.phase, http_status=self.http_status,
+                                    reply_start=self.reply_start)
         return (rebuild, (self.kind, self.message))
 
 
@@ -378,8 +401,8 @@ def _bad_reply(message: str) -> ProviderError:
     return ProviderError(ErrorKind.BAD_REPLY, message, definite=False)
 
 
-def _transport(message: str, *, definite: bool) -> ProviderError:
-    return ProviderError(ErrorKind.TRANSPORT, message, definite=definite)
+def _transport(message: str, *, definite: bool, phase: Phase | None = None) -> ProviderError:
+    return ProviderError(ErrorKind.TRANSPORT, message, definite=definite, phase=phase)
 
 
 # Checked in order; a space in a pattern matches any run of spaces, "_", "." or "-", so the
@@ -738,6 +761,23 @@ def _failed_before_sending(exc: requests.RequestException) -> bool:
     return any(isinstance(cause, not_sent) for cause in _causes(exc))
 
 
+def _phase_of(exc: requests.RequestException, not_sent: bool) -> Phase:
+    if not_sent:
+        return Phase.CONNECT
+    if any(isinstance(cause, BrokenPipeError) for cause in _causes(exc)):
+        return Phase.SEND
+    return Phase.READ
+
+
+def _phase_after_reply(exc: ProviderError | _Malformed) -> Phase:
+    """The phase of a failure once a reply with an HTTP status came back."""
+    if isinstance(exc, _Malformed) or exc.kind == ErrorKind.BAD_REPLY:
+        return Phase.PARSE
+    if exc.kind in (ErrorKind.TRANSPORT, ErrorKind.RATE_LIMITED):
+        return Phase.HTTP
+    return Phase.REPLY
+
+
 def _causes(exc: BaseException) -> Iterator[BaseException]:
     """exc and what it wraps: requests and urllib3 nest errors in args, `.reason` and causes."""
     pending, seen = [exc], set()
@@ -975,13 +1015,18 @@ class Client:
         attempt: int,
     ) -> T:
         """One HTTP request and its reply, logged as one record."""
-        started, http_status = time.monotonic(), None
+        started, http_status, body = time.monotonic(), None, b""
         try:
-            check_url(self.url, allow_private=self.allow_private)
+            try:
+                check_url(self.url, allow_private=self.allow_private)
+            except ProviderError as exc:
+                exc.phase = Phase.CONNECT
+                raise
             http_status, body, location = self._post(action, params)
             result = read(_decode(action, http_status, body, location))
         except (ProviderError, _Malformed) as exc:
-            err = self._finish(exc, action)
+            phase = getattr(exc, "phase", None) or _phase_after_reply(exc)
+            err = self._finish(exc, action, phase=phase, http_status=http_status, body=body)
             self._log(action, ids, attempt, started, http_status, err)
             raise err from None
         self._log(action, ids, attempt, started, http_status, None)
@@ -999,13 +1044,16 @@ class Client:
                 return response.status_code, body, response.headers.get("Location", "")
         except requests.RequestException as exc:
             message = f"{exc.__class__.__name__}: {exc}"
-            raise _transport(message, definite=_failed_before_sending(exc)) from None
-        except ProviderError:
-            raise  # refused by the pinned connection: nothing was sent
+            not_sent = _failed_before_sending(exc)
+            raise _transport(message, definite=not_sent, phase=_phase_of(exc, not_sent)) from None
+        except ProviderError as exc:
+            exc.phase = exc.phase or Phase.CONNECT  # refused by the pinned connection
+            raise
         except Exception as exc:
             # Anything else escaping the HTTP stack: we cannot tell how far the request got.
             # (No traceback logged: its text is not scrubbed of the key.)
-            raise _transport(f"{exc.__class__.__name__}: {exc}", definite=False) from None
+            raise _transport(f"{exc.__class__.__name__}: {exc}", definite=False,
+                             phase=Phase.READ) from None
 
     def _read_body(self, response: requests.Response, started: float) -> bytes:
         # read_timeout bounds each wait for data; the deadline bounds a reply that trickles in.
@@ -1014,19 +1062,28 @@ class Client:
         for chunk in _as_they_come(response):
             size += len(chunk)
             if size > MAX_REPLY_BYTES:
-                raise _bad_reply(f"reply larger than {MAX_REPLY_BYTES} bytes")
+                raise ProviderError(ErrorKind.BAD_REPLY, f"reply larger than {MAX_REPLY_BYTES} "
+                                    "bytes", definite=False, phase=Phase.READ)
             if time.monotonic() > deadline:
-                raise _transport("reply took too long to arrive", definite=False)
+                raise _transport("reply took too long to arrive", definite=False,
+                                 phase=Phase.READ)
             chunks.append(chunk)
         return b"".join(chunks)
 
     # --- Errors and logs never carry the key ---
 
-    def _finish(self, exc: ProviderError | _Malformed, action: str) -> ProviderError:
-        """The error as callers see it: key scrubbed, action named."""
+    def _finish(self, exc: ProviderError | _Malformed, action: str, *, phase: Phase | None = None,
+                http_status: int | None = None, body: bytes = b"") -> ProviderError:
+        """The error as callers see it: key scrubbed, action named, and where it happened."""
         err = _bad_reply(str(exc)) if isinstance(exc, _Malformed) else exc
         message = self._scrub(err.message)
-        return ProviderError(err.kind, message, definite=err.definite, action=action)
+        # Scrubbed before it is cut, so a key across the cut cannot leave a piece behind.
+        head = body[:REPLY_START_CHARS * 4 + 3 * len(self._key)].decode("utf-8", "replace")
+        # NUL cannot be stored in a PostgreSQL text column: an upstream's garbage may hold it.
+        reply_start = self._scrub(head).replace("\x00", "\ufffd")[:REPLY_START_CHARS]
+        return ProviderError(err.kind, message, definite=err.definite, action=action,
+                             phase=phase or err.phase, http_status=http_status or err.http_status,
+                             reply_start=reply_start or err.reply_start)
 
     def _scrub(self, text: str) -> str:
         if not self._key:
@@ -1050,7 +1107,7 @@ class Client:
             outcome = f"{err.kind}/{'definite' if err.definite else 'unknown'}"
         logger.log(
             logging.INFO if err is None else logging.WARNING,
-            "provider=%s action=%s ids=%s attempt=%d http=%s duration_ms=%d outcome=%s%s",
+            "provider=%s action=%s ids=%s attempt=%d http=%s duration_ms=%d outcome=%s%s%s",
             self.name,
             action,
             "-" if ids is None else ids,
@@ -1058,6 +1115,7 @@ class Client:
             http_status or "-",
             duration_ms,
             outcome,
+            "" if err is None or err.phase is None else f" phase={err.phase}",
             "" if err is None else f" error={err.message}",  # already scrubbed
             extra={
                 "provider": self.name,

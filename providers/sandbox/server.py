@@ -644,8 +644,9 @@ class _Handler(BaseHTTPRequestHandler):
         if fault.name == "timeout_before":
             self.server.sandbox.sleep(fault.seconds)
             self._drop()
-        elif fault.name == "http500":
-            self._send(500, b"500 Internal Server Error", "text/plain; charset=utf-8")
+        elif fault.name == "http500":  # a message, if given, is the page (a stack trace, say)
+            page = (fault.message or "500 Internal Server Error").encode()
+            self._send(500, page, "text/plain; charset=utf-8")
         elif fault.name == "http429":  # a rate limiter in front of the API refused the call
             self._send(429, b"429 Too Many Requests", "text/plain; charset=utf-8")
         elif fault.name == "html":
