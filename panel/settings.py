@@ -345,6 +345,10 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
+# GET /metrics (orders/metrics.py) answers only `Authorization: Bearer <METRICS_TOKEN>`;
+# unset, it answers nobody.
+METRICS_TOKEN: str = env.str("METRICS_TOKEN", default="")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -22,6 +22,7 @@ import ssl
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -59,6 +60,26 @@ ADD_PARAMS = frozenset({
     "groups",
 })
 # fmt: on
+
+
+@dataclass(frozen=True)
+class UpstreamCall:
+    """One HTTP exchange with an upstream, as CALL_OBSERVERS see it."""
+
+    provider: str
+    action: str
+    outcome: str  # "ok", or "<ErrorKind>/definite" or "<ErrorKind>/unknown"
+    seconds: float
+    http_status: int | None
+
+
+# Called after every exchange (the panel counts them for its metrics); an observer that fails
+# is ignored, so counting can never break a call. Kept here as plain callables: no Django.
+CALL_OBSERVERS: list[Callable[[UpstreamCall], None]] = []
+# What the caller is doing, added to each exchange's log line (the order and the request id
+# of the API call that placed it, say): set by the panel around a call, read only here.
+log_context: ContextVar[tuple[tuple[str, object], ...]] = ContextVar("provider_log_context",
+                                                                    default=())
 
 
 class ErrorKind(StrEnum):
@@ -1101,13 +1122,15 @@ class Client:
         http_status: int | None,
         err: ProviderError | None,
     ) -> None:
-        duration_ms = round((time.monotonic() - started) * 1000)
+        seconds = time.monotonic() - started
+        duration_ms = round(seconds * 1000)
         outcome = "ok"
         if err is not None:
             outcome = f"{err.kind}/{'definite' if err.definite else 'unknown'}"
+        context = dict(log_context.get())
         logger.log(
             logging.INFO if err is None else logging.WARNING,
-            "provider=%s action=%s ids=%s attempt=%d http=%s duration_ms=%d outcome=%s%s%s",
+            "provider=%s action=%s ids=%s attempt=%d http=%s duration_ms=%d outcome=%s%s%s%s",
             self.name,
             action,
             "-" if ids is None else ids,
@@ -1115,13 +1138,23 @@ class Client:
             http_status or "-",
             duration_ms,
             outcome,
+            "".join(f" {name}={value}" for name, value in context.items()),
             "" if err is None or err.phase is None else f" phase={err.phase}",
             "" if err is None else f" error={err.message}",  # already scrubbed
             extra={
                 "provider": self.name,
                 "upstream_action": action,
                 "ids": ids,
+                "http_status": http_status,
                 "duration_ms": duration_ms,
                 "outcome": outcome,
+                "phase": None if err is None else err.phase,
+                **context,
             },
         )
+        call = UpstreamCall(self.name, action, outcome, seconds, http_status)
+        for observe in CALL_OBSERVERS:
+            try:
+                observe(call)
+            except Exception:
+                logger.debug("an upstream call observer failed", exc_info=True)
