@@ -349,6 +349,16 @@ CONTENT_SECURITY_POLICY = {
 # unset, it answers nobody.
 METRICS_TOKEN: str = env.str("METRICS_TOKEN", default="")
 
+# Unexpected exceptions (web, workers, beat) to Sentry when set; keys are scrubbed from every
+# event before it leaves (panel/error_reports.py).
+SENTRY_DSN: str = env.str("SENTRY_DSN", default="")
+if SENTRY_DSN:
+    from panel.error_reports import init_sentry
+
+    init_sentry(SENTRY_DSN, environment=env.str("SENTRY_ENVIRONMENT",
+                                                default="development" if DEBUG else "production"),
+                release=env.str("SENTRY_RELEASE", default=""))
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
