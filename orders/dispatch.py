@@ -31,7 +31,7 @@ from orders.params import FLAT_TYPES
 from orders.polling import check_delay
 from orders.pricing import charge_for
 from panel.money import quantize_refund
-from providers.client import ErrorKind, ProviderError
+from providers.client import ErrorKind, ProviderError, log_context
 from providers.sync import report_out_of_funds
 
 log = logging.getLogger(__name__)
@@ -155,11 +155,14 @@ def _buy(order: Order, route: Route, token: uuid.UUID) -> int | ProviderError | 
         log.warning("order %s: claim is no longer current; not sending", order.pk)
         return None
     order.claim_token = flight
+    # The client's log line for this `add` names the order and the request that placed it.
+    context = log_context.set((("order", order.pk), ("request_id", order.request_id or "-")))
     try:
         return client.add(route.provider_service.upstream_id, **params)
     except ProviderError as exc:
         return exc
     finally:
+        log_context.reset(context)
         client.close()
 
 
@@ -307,7 +310,8 @@ def _park_message(order: Order, message: str, **what_happened: Any) -> None:
                                  error=message, flagged_at=now, flag_reason=message,
                                  claim_token=None, parked_at=now, **what_happened):
             order.log("needs_attention", message)
-            log.warning("order %s needs attention: %s", order.pk, message)
+            log.warning("order %s needs attention (request_id=%s): %s", order.pk,
+                        order.request_id or "-", message)
             if order.parent_id:
                 order.flag_parent(f"run {order.run_number} needs attention: {message}")
 
@@ -340,7 +344,8 @@ def _split_into_runs(order: Order, token: uuid.UUID) -> None:
             Order(user_id=order.user_id, service_id=order.service_id, parent=order,
                   run_number=number, link=order.link, quantity=order.quantity,
                   charged_units=order.quantity, params=order.params, rate=order.rate,
-                  charge=charge, cost=cost, next_check_at=now if number == 1 else None)
+                  charge=charge, cost=cost, next_check_at=now if number == 1 else None,
+                  request_id=order.request_id)
             for number, charge, cost in zip(range(1, order.runs + 1), charges, costs,
                                             strict=True)
         )

@@ -393,6 +393,9 @@ class Order(models.Model):
     claim_token = models.UUIDField(null=True, blank=True)
     # Sends put off by a temporary upstream refusal (rate limit, our balance there too low).
     deferrals = models.PositiveIntegerField(default=0)
+    # The id of the request that placed it (an API call's, or one made up for a web form):
+    # the worker's log lines for its send carry it too, so one search follows the order.
+    request_id = models.CharField(max_length=64, blank=True)
     # The provider the latest `add` went (or was about to go) to, set right before the call:
     # a send the watchdog finds stuck is known to be at this provider.
     sent_to = models.ForeignKey(Provider, on_delete=models.PROTECT, null=True, blank=True,
