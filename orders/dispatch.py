@@ -44,15 +44,18 @@ class NotSent(Exception):
 def claim_due(limit: int = 50) -> tuple[uuid.UUID, list[int]]:
     """Claim queued orders that are due, skipping rows another worker holds."""
     now, token = timezone.now(), new_claim_token()
+    # sent_to is cleared by every claim and set right before a request leaves: a claim the
+    # watchdog finds without it never sent anything, and may go back to the queue.
     rows = Order.objects.due_for_dispatch(now).claim(
-        limit, status=Order.Status.SUBMITTING, submitted_at=now, claim_token=token)
+        limit, status=Order.Status.SUBMITTING, submitted_at=now, claim_token=token,
+        sent_to=None)
     return token, [row[0] for row in rows]
 
 
 def claim_one(order_id: int) -> uuid.UUID | None:
     now, token = timezone.now(), new_claim_token()
     claimed = Order.objects.due_for_dispatch(now).filter(pk=order_id).update(
-        status=Order.Status.SUBMITTING, submitted_at=now, claim_token=token)
+        status=Order.Status.SUBMITTING, submitted_at=now, claim_token=token, sent_to=None)
     return token if claimed else None
 
 

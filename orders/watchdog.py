@@ -22,6 +22,7 @@ from providers.client import longest_exchange_seconds
 STUCK_SENDING = ("stuck while sending: the worker may have died after the request went out, "
                  "so the outcome is unknown")
 NOT_SENT = "queued but not sent: is the worker running?"
+NEVER_SENT = "claimed by a worker that stopped before sending it: back in the queue"
 PUT_OFF = "put off by temporary upstream refusals: "
 LIMIT = 1000  # per kind and run; the next run a minute later takes the rest
 # Database work around a send (claim, load, commit) and clocks of worker hosts a little apart.
@@ -61,6 +62,7 @@ def run_watchdog() -> dict[str, int]:
         flag_reason=STUCK_SENDING)
     return {
         "parked": _park_stuck_sends(sending_cutoff, now),
+        "requeued": _requeue_unsent(sending_cutoff, now),
         "queued": _flag(queued.filter(deferrals=0), now, NOT_SENT)
         + _flag(queued.filter(deferrals__gt=0), now, Concat(Value(PUT_OFF), F("error"))),
         # A drip-feed the panel runs has no upstream order: its runs are watched instead.
@@ -73,10 +75,24 @@ def run_watchdog() -> dict[str, int]:
     }
 
 
+def _requeue_unsent(cutoff: datetime, now: datetime) -> int:
+    """SUBMITTING too long without a request ever leaving under this claim (sent_to is set
+    right before one does): the worker died holding it. Back to the queue, claim token
+    cleared, so that worker can never send it, should it be alive after all."""
+    rows = Order.objects.filter(status=Order.Status.SUBMITTING, submitted_at__lt=cutoff,
+                                sent_to__isnull=True).claim(
+        LIMIT, order_by="submitted_at", status=Order.Status.QUEUED, claim_token=None,
+        next_check_at=now, error=NEVER_SENT)
+    OrderEvent.objects.bulk_create(OrderEvent(order_id=pk, kind="requeued", message=NEVER_SENT)
+                                   for pk, in rows)
+    return len(rows)
+
+
 def _park_stuck_sends(cutoff: datetime, now: datetime) -> int:
-    """SUBMITTING too long: the request may be out, so staff decide. Clearing the claim
-    token makes sure the worker that held it can never send it after all."""
-    rows = Order.objects.filter(status=Order.Status.SUBMITTING, submitted_at__lt=cutoff).claim(
+    """SUBMITTING too long with a request out: it may have been bought, so staff decide.
+    Clearing the claim token makes sure the worker that held it can never send it after all."""
+    rows = Order.objects.filter(status=Order.Status.SUBMITTING, submitted_at__lt=cutoff,
+                                sent_to__isnull=False).claim(
         LIMIT, "parent_id", "run_number", order_by="submitted_at",
         status=Order.Status.NEEDS_ATTENTION, error=STUCK_SENDING, flagged_at=now,
         flag_reason=STUCK_SENDING, claim_token=None, parked_at=now,
