@@ -161,3 +161,80 @@ def test_a_second_run_on_a_data_directory_in_use_says_so_and_leaves_it_alone(tmp
         first.terminate()
         first.communicate(timeout=60)
     assert not Cluster(tmp_path / "pgdata", 0).is_running()
+
+
+def _descendants(root: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    found, pending = set(), [root]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            if child not in found:
+                found.add(child)
+                pending.append(child)
+    return found
+
+
+def _answers(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (loopback)
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_make_run_killed_with_kill_9_and_started_again(tmp_path):
+    """The real `make run` (migrate, seed_demo, honcho with the Procfile), on ports and files
+    of its own: kill -9 of its process group leaves no process but the detached PostgreSQL,
+    the next `make run` clears that and serves, and Ctrl-C then stops everything."""
+    web, sandbox = free_port(), free_port()
+    env = {**_devdb_env(tmp_path, free_port()), "WEB_PORT": str(web),
+           "SANDBOX_PORT": str(sandbox), "SANDBOX_URL": f"http://127.0.0.1:{sandbox}/api/v2",
+           "SANDBOX_DB": str(tmp_path / "sandbox.sqlite3"),
+           "BEAT_SCHEDULE": str(tmp_path / "beat-schedule"),
+           "CELERY_BROKER_URL": f"filesystem://{tmp_path}/queue"}
+    env.pop("REDIS_URL", None)
+    healthz = f"http://127.0.0.1:{web}/healthz"
+    repo = Path(__file__).resolve().parent.parent
+
+    def make_run(log: str) -> subprocess.Popen:
+        return subprocess.Popen(["make", "run"], cwd=repo, env=env, start_new_session=True,
+                                stdout=(tmp_path / log).open("w"), stderr=subprocess.STDOUT)
+
+    first = make_run("first.log")
+    try:
+        _wait_for(lambda: _answers(healthz), 150, "the first make run to serve")
+        _wait_for(lambda: len(_descendants(first.pid)) >= 12, 30, "all its processes")
+    except AssertionError:
+        os.killpg(first.pid, signal.SIGKILL)
+        raise AssertionError((tmp_path / "first.log").read_text()[-3000:]) from None
+    processes = _descendants(first.pid)
+
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+
+    _wait_for(lambda: not any(_running(pid) for pid in processes), 20,
+              "every process of the killed run to die")
+    assert not _answers(healthz)
+    assert Cluster(tmp_path / "pgdata", 0).is_running()  # detached: the next run clears it
+
+    second = make_run("second.log")
+    try:
+        _wait_for(lambda: _answers(healthz), 90, "the second make run to serve")
+    finally:
+        processes = _descendants(second.pid)
+        os.killpg(second.pid, signal.SIGINT)  # Ctrl-C in its terminal
+        second.wait(timeout=60)
+    log = (tmp_path / "second.log").read_text()
+    assert "left running" in log and "Demo logins" in log, log[-3000:]
+    _wait_for(lambda: not any(_running(pid) for pid in processes), 20,
+              "every process of the stopped run to end")
+    assert not Cluster(tmp_path / "pgdata", 0).is_running()

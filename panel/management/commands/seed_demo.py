@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -31,7 +32,7 @@ DEMO_USERS = [
     ("customer", "customer-demo-pass", "customer"),
 ]
 DEMO_DEPOSIT = Decimal("100")
-SANDBOX_DB = settings.BASE_DIR / "var" / "sandbox.sqlite3"
+SANDBOX_DB = Path(settings.SANDBOX_DB)
 
 
 class Command(BaseCommand):
