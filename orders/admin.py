@@ -48,8 +48,10 @@ class OrderAdmin(admin.ModelAdmin[Order]):
     """Read-only: orders change through their workflows, never by editing fields."""
 
     list_display = ["id", "user", "service", "status", "charge", "refunded", "upstream_id",
-                    "flagged_at", "created_at"]
-    list_filter = ["status", "provider"]
+                    "flagged_at", "sent_to", "park_phase", "park_http_status", "created_at"]
+    list_filter = ["status", "provider", "park_phase", "sent_to"]
+    # Read-only anyway; named so the parked order's record shows together.
+    readonly_fields = ["sent_to", "parked_at", "park_phase", "park_http_status", "park_reply"]
     search_fields = ["=id", "=upstream_id", "link", "user__username"]
     inlines = [OrderEventInline]
 

@@ -19,18 +19,19 @@ import time
 import uuid
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Prefetch
 from django.utils import timezone
 
-from orders.models import Order, OrderEvent, Route, new_claim_token
+from orders.models import Order, OrderEvent, ParkPhase, Route, new_claim_token
 from orders.params import FLAT_TYPES
 from orders.polling import check_delay
 from orders.pricing import charge_for
 from panel.money import quantize_refund
-from providers.client import ErrorKind, ProviderError
+from providers.client import ErrorKind, ProviderError, log_context
 from providers.sync import report_out_of_funds
 
 log = logging.getLogger(__name__)
@@ -43,15 +44,18 @@ class NotSent(Exception):
 def claim_due(limit: int = 50) -> tuple[uuid.UUID, list[int]]:
     """Claim queued orders that are due, skipping rows another worker holds."""
     now, token = timezone.now(), new_claim_token()
+    # sent_to is cleared by every claim and set right before a request leaves: a claim the
+    # watchdog finds without it never sent anything, and may go back to the queue.
     rows = Order.objects.due_for_dispatch(now).claim(
-        limit, status=Order.Status.SUBMITTING, submitted_at=now, claim_token=token)
+        limit, status=Order.Status.SUBMITTING, submitted_at=now, claim_token=token,
+        sent_to=None)
     return token, [row[0] for row in rows]
 
 
 def claim_one(order_id: int) -> uuid.UUID | None:
     now, token = timezone.now(), new_claim_token()
     claimed = Order.objects.due_for_dispatch(now).filter(pk=order_id).update(
-        status=Order.Status.SUBMITTING, submitted_at=now, claim_token=token)
+        status=Order.Status.SUBMITTING, submitted_at=now, claim_token=token, sent_to=None)
     return token if claimed else None
 
 
@@ -174,15 +178,19 @@ def _buy(order: Order, route: Route, token: uuid.UUID) -> int | ProviderError | 
     flight = uuid.uuid4()
     if not Order.objects.filter(pk=order.pk, status=Order.Status.SUBMITTING,
                                 claim_token=token).update(claim_token=flight,
-                                                          submitted_at=timezone.now()):
+                                                          submitted_at=timezone.now(),
+                                                          sent_to=route.provider):
         log.warning("order %s: claim is no longer current; not sending", order.pk)
         return None
     order.claim_token = flight
+    # The client's log line for this `add` names the order and the request that placed it.
+    context = log_context.set((("order", order.pk), ("request_id", order.request_id or "-")))
     try:
         return client.add(route.provider_service.upstream_id, **params)
     except ProviderError as exc:
         return exc
     finally:
+        log_context.reset(context)
         client.close()
 
 
@@ -321,7 +329,8 @@ def _mark_sent(order: Order, route: Route, upstream_id: int) -> None:
     except IntegrityError:
         # The upstream gave an id we already hold for another order: a person must look.
         _park_message(order, f"{route.provider} answered with order id {upstream_id}, which "
-                             "another order already has")
+                             "another order already has", park_phase=ParkPhase.DUPLICATE_ID,
+                      park_reply=f'{{"order": {upstream_id}}}')
         return
     if not sent:
         # Someone moved the order on while the request was out (staff, the watchdog): the
@@ -338,17 +347,22 @@ def first_check_delay() -> timedelta:
 
 def _park(order: Order, route: Route, exc: ProviderError) -> None:
     _park_message(order, f"{route.provider}: outcome unknown ({exc.message}); it may have been "
-                         "bought upstream, so it is not resent automatically")
+                         "bought upstream, so it is not resent automatically",
+                  park_phase=ParkPhase(exc.phase or ParkPhase.READ),
+                  park_http_status=exc.http_status, park_reply=exc.reply_start)
 
 
-def _park_message(order: Order, message: str) -> None:
+def _park_message(order: Order, message: str, **what_happened: Any) -> None:
+    """Park the order for staff, with what happened (ParkPhase and the reply) on the row."""
     now = timezone.now()
+    what_happened.setdefault("park_phase", ParkPhase.REPLY)
     with transaction.atomic():
         if order.compare_and_set(Order.Status.SUBMITTING, status=Order.Status.NEEDS_ATTENTION,
                                  error=message, flagged_at=now, flag_reason=message,
-                                 claim_token=None):
+                                 claim_token=None, parked_at=now, **what_happened):
             order.log("needs_attention", message)
-            log.warning("order %s needs attention: %s", order.pk, message)
+            log.warning("order %s needs attention (request_id=%s): %s", order.pk,
+                        order.request_id or "-", message)
             if order.parent_id:
                 order.flag_parent(f"run {order.run_number} needs attention: {message}")
 
@@ -382,7 +396,8 @@ def _split_into_runs(order: Order, token: uuid.UUID) -> None:
             Order(user_id=order.user_id, service_id=order.service_id, parent=order,
                   run_number=number, link=order.link, quantity=order.quantity,
                   charged_units=order.quantity, params=order.params, rate=order.rate,
-                  charge=charge, cost=cost, next_check_at=now if number == 1 else None)
+                  charge=charge, cost=cost, next_check_at=now if number == 1 else None,
+                  request_id=order.request_id)
             for number, charge, cost in zip(range(1, order.runs + 1), charges, costs,
                                             strict=True)
         )

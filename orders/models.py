@@ -12,6 +12,7 @@ from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.db.models import Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from orders.params import parse_id
@@ -272,6 +273,50 @@ class OrderQuerySet(ClaimQuerySet["Order"]):
         return self.filter(status__in=Order.POLLED, next_check_at__lte=now,
                            upstream_id__isnull=False)
 
+    def parked(self) -> OrderQuerySet:
+        """Orders whose send has an unknown outcome: staff decide (resend, link, refund)."""
+        return self.filter(status=Order.Status.NEEDS_ATTENTION)
+
+    def grouped_by_provider_window(self, minutes: int) -> list[dict[str, Any]]:
+        """These orders in groups of the same provider, park phase and HTTP status within
+        windows of `minutes` (by parked_at, windows aligned to the epoch), newest window
+        first: what a staff desk settles at once ("Sandbox, 14:10–14:20, read timeouts: 37
+        orders"). Each group: provider_id, provider_name, window_start, window_end,
+        park_phase, park_http_status, count, order_ids. One query."""
+        from django.contrib.postgres.aggregates import ArrayAgg
+
+        seconds = max(int(minutes * 60), 1)
+        # Orders parked before these fields existed have only their flag's time.
+        at = Coalesce("parked_at", "flagged_at", "submitted_at")
+        window = models.Func(at, template=(
+            f"to_timestamp(floor(extract(epoch FROM %(expressions)s) / {seconds}) * {seconds})"),
+            output_field=models.DateTimeField())
+        rows = (self.order_by().annotate(window_start=window)
+                .filter(window_start__isnull=False)
+                .values("sent_to_id", "sent_to__name", "window_start", "park_phase",
+                        "park_http_status")
+                .annotate(count=models.Count("id"), order_ids=ArrayAgg("id", order_by="id"))
+                .order_by("-window_start", "sent_to__name", "park_phase"))
+        return [{"provider_id": row["sent_to_id"], "provider_name": row["sent_to__name"] or "",
+                 "window_start": row["window_start"],
+                 "window_end": row["window_start"] + timedelta(seconds=seconds),
+                 "park_phase": row["park_phase"], "park_http_status": row["park_http_status"],
+                 "count": row["count"], "order_ids": row["order_ids"]} for row in rows]
+
+
+class ParkPhase(models.TextChoices):
+    """Where the send of a parked order broke (providers.client.Phase), or that the worker
+    sending it was lost."""
+
+    CONNECT = "connect"
+    SEND = "send"
+    READ = "read"
+    HTTP = "http", "HTTP status"
+    PARSE = "parse"
+    REPLY = "reply"
+    WORKER_LOST = "worker_lost", "Worker lost"
+    DUPLICATE_ID = "duplicate_id", "Upstream id already used"
+
 
 class Order(models.Model):
     class Status(models.TextChoices):
@@ -366,6 +411,21 @@ class Order(models.Model):
     claim_token = models.UUIDField(null=True, blank=True)
     # Sends put off by a temporary upstream refusal (rate limit, our balance there too low).
     deferrals = models.PositiveIntegerField(default=0)
+    # The id of the request that placed it (an API call's, or one made up for a web form):
+    # the worker's log lines for its send carry it too, so one search follows the order.
+    request_id = models.CharField(max_length=64, blank=True)
+    # The provider the latest `add` went (or was about to go) to, set right before the call:
+    # a send the watchdog finds stuck is known to be at this provider.
+    sent_to = models.ForeignKey(Provider, on_delete=models.PROTECT, null=True, blank=True,
+                                related_name="+")
+    # What exactly happened when the order was parked with an unknown outcome, so staff can
+    # settle the parked orders of one provider and time window together (OrderQuerySet.
+    # grouped_by_provider_window): the phase of the failure, the HTTP status, and the start
+    # of the reply's body with our key masked.
+    parked_at = models.DateTimeField(null=True, blank=True)
+    park_phase = models.CharField(max_length=20, choices=ParkPhase.choices, blank=True)
+    park_http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    park_reply = models.TextField(blank=True)
 
     objects = OrderQuerySet.as_manager()
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import time
+import uuid
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -19,6 +22,17 @@ from orders.params import OrderRequest, parse_id, parse_order
 from panel import ledger
 from panel.models import User
 from panel.money import quantize_money
+
+# The id of the request being served (orders/api.py sets it per API call); orders placed
+# while it is set carry it.
+request_id: ContextVar[str] = ContextVar("request_id", default="")
+_GIVEN_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def new_request_id(given: str = "") -> str:
+    """The client's X-Request-ID when it is a plain token (so its logs and ours match), else
+    a new random one."""
+    return given if _GIVEN_ID.fullmatch(given) else uuid.uuid4().hex
 
 
 @dataclass(frozen=True)
@@ -65,6 +79,7 @@ def place_order(user: User, service_id: object, params: Mapping[str, object]) ->
             runs=request.runs, interval=request.interval, charged_units=request.charged_units,
             params=_stored_params(request), rate=offer.rate, charge=offer.charge,
             cost=offer.cost, next_check_at=timezone.now(),
+            request_id=request_id.get() or new_request_id(),
         )
         try:
             ledger.charge(user.pk, offer.charge, order_id=order.pk, memo=f"order #{order.pk}")

@@ -40,6 +40,33 @@ def check_delay(age: timedelta) -> timedelta:
     return timedelta(seconds=seconds * random.uniform(0.8, 1.2))  # noqa: S311
 
 
+def failed_batch_delay(failures: int) -> timedelta:
+    """When to ask again about a batch whose request failed as a whole for the `failures`th
+    time in a row: POLL_FIRST_DELAY doubling, never past POLL_MAX_DELAY (the lease of five
+    minutes must not decide it: a panel set to settle within a minute would wait five)."""
+    first, most = float(settings.POLL_FIRST_DELAY), float(settings.POLL_MAX_DELAY)
+    seconds = max(first, 1.0) * 2 ** min(max(failures - 1, 0), 30)
+    return timedelta(seconds=min(most, seconds * random.uniform(0.8, 1.2)))  # noqa: S311
+
+
+def record_batch_outcome(provider: Provider, model: type[Order] | type[Refill],
+                         chunk: list[tuple[int, int]], asked: Asked[Any]) -> None:
+    """After one provider batch of (pk, upstream id): keep the provider's streak of batches
+    that got no answer at all, and back off what got none, which would otherwise wait out
+    the lease. A good batch after a good batch writes nothing."""
+    if asked.answers and provider.poll_failures:
+        Provider.objects.filter(pk=provider.pk).update(poll_failures=0)
+        provider.poll_failures = 0
+    elif not asked.answers and asked.failure is not None:
+        Provider.objects.filter(pk=provider.pk).update(poll_failures=F("poll_failures") + 1)
+        provider.poll_failures += 1
+    unanswered = [pk for pk, upstream_id in chunk if upstream_id not in asked.answers]
+    if asked.failure is not None and unanswered:
+        delay = failed_batch_delay(max(provider.poll_failures, 1))
+        model.objects.filter(pk__in=unanswered, status__in=model.POLLED).update(
+            next_check_at=timezone.now() + delay)
+
+
 @dataclass
 class PollStats:
     requests: int = 0
@@ -65,7 +92,11 @@ def poll_orders(limit: int = 2000) -> PollStats:
     # a timeout early in a sweep already shortens the rest of it.
     for provider, rows in provider_batches(claim_due_orders(limit), size=_status_batch_size):
         if provider.pk in timed_out:
-            continue  # not asked again this sweep: its orders stay leased, due again later
+            # Not asked again this sweep: its orders are due again after the provider's
+            # backoff, not the whole lease.
+            Order.objects.filter(pk__in=[pk for pk, _, _ in rows], status__in=Order.POLLED).update(
+                next_check_at=timezone.now() + failed_batch_delay(max(provider.poll_failures, 1)))
+            continue
         client = clients.setdefault(provider.pk, provider.client())
         chunk = [(pk, upstream_id) for pk, _, upstream_id in rows]
         asked = ask_in_halves(_measured(provider, client.statuses),
@@ -79,8 +110,8 @@ def poll_orders(limit: int = 2000) -> PollStats:
             stats.errors += 1
             if asked.failure.timed_out:
                 timed_out.add(provider.pk)
-        # What got no answer stays leased and is due again later.
         answered = [(pk, upstream_id) for pk, upstream_id in chunk if upstream_id in asked.answers]
+        record_batch_outcome(provider, Order, chunk, asked)
         stats.changed += apply_replies(answered, asked.answers)
         stats.orders += len(answered)
     return stats
@@ -211,7 +242,7 @@ def _next_check_after_error(order: Order, now: datetime) -> datetime:
     # Past the lease at least, and longer with each failure in a row (within the max delay).
     failures = order.poll_failures + 1
     delay = max(check_delay(now - (order.submitted_at or order.created_at)), LEASE) * failures
-    return now + min(delay, max(timedelta(seconds=settings.POLL_MAX_DELAY), LEASE))
+    return now + min(delay, timedelta(seconds=settings.POLL_MAX_DELAY))
 
 
 def _record_poll_errors(failed: dict[str, list[Order]], now: datetime) -> None:
@@ -329,6 +360,7 @@ def poll_refills(limit: int = 2000) -> int:
             if provider.learn_unsupported("refill_status", asked.failure):
                 changed += _stop_following([pk for pk, _ in chunk], asked.failure.message)
                 continue
+        record_batch_outcome(provider, Refill, chunk, asked)
         changed += _apply_refill_states(
             [(pk, upstream_id) for pk, upstream_id in chunk if upstream_id in asked.answers],
             asked.answers)
@@ -362,7 +394,8 @@ def _apply_refill_states(chunk: list[tuple[int, int]],
         # watchdog flags a refill that stays without progress.
         changed += Refill.objects.filter(pk__in=pks, status__in=Refill.POLLED).update(
             error=f"status check: {message}"[:1000],
-            next_check_at=now + max(check_delay(LEASE), LEASE * 2))
+            next_check_at=now + min(max(check_delay(LEASE), LEASE * 2),
+                                    timedelta(seconds=settings.POLL_MAX_DELAY)))
     for status, pks in by_status.items():
         done = status in (Refill.Status.COMPLETED, Refill.Status.REJECTED)
         moved = Case(When(~Q(status=status), then=Value(now)), default=F("last_progress_at"))

@@ -16,28 +16,53 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce, Concat
 from django.utils import timezone
 
-from orders.models import Order, OrderEvent, OrderQuerySet, Refill
+from orders.models import Order, OrderEvent, OrderQuerySet, ParkPhase, Refill
+from providers.client import longest_exchange_seconds
 
 STUCK_SENDING = ("stuck while sending: the worker may have died after the request went out, "
                  "so the outcome is unknown")
 NOT_SENT = "queued but not sent: is the worker running?"
+NEVER_SENT = "claimed by a worker that stopped before sending it: back in the queue"
 PUT_OFF = "put off by temporary upstream refusals: "
 LIMIT = 1000  # per kind and run; the next run a minute later takes the rest
+# Database work around a send (claim, load, commit) and clocks of worker hosts a little apart.
+SLACK_SECONDS = 30
+
+
+def submitting_threshold() -> timedelta:
+    """How long an order may stay SUBMITTING while a live worker could still be sending it.
+
+    A batch stamps submitted_at when it claims and again right before each order's request;
+    it starts no request after DISPATCH_BATCH_SECONDS, and one request lasts at most
+    longest_exchange_seconds (an `add` is never retried). So the last order of a batch is
+    decided by then, and past it the worker holding the claim is dead or cut off: staff
+    should see the order now rather than after a fixed 10 minutes.
+    WATCHDOG_SUBMITTING_SECONDS overrides the derived value."""
+    override = settings.WATCHDOG_SUBMITTING_SECONDS
+    if override is not None:
+        return timedelta(seconds=override)
+    send = longest_exchange_seconds(settings.PROVIDER_CONNECT_TIMEOUT,
+                                    settings.PROVIDER_READ_TIMEOUT)
+    return timedelta(seconds=settings.DISPATCH_BATCH_SECONDS + send + SLACK_SECONDS)
 
 
 def run_watchdog() -> dict[str, int]:
     now = timezone.now()
-    sending_cutoff = now - timedelta(minutes=settings.WATCHDOG_SUBMITTING_MINUTES)
+    sending_cutoff = now - submitting_threshold()
+    # A refill sweep sends one request per provider and hundred, not bounded in time: it
+    # keeps a fixed, longer threshold.
+    refill_cutoff = now - timedelta(minutes=settings.WATCHDOG_REFILL_SUBMITTING_MINUTES)
     queued_cutoff = now - timedelta(minutes=settings.WATCHDOG_QUEUED_MINUTES)
     stalled_cutoff = now - timedelta(hours=settings.WATCHDOG_STALLED_HOURS)
     queued = Order.objects.filter(status=Order.Status.QUEUED, flagged_at__isnull=True,
                                   next_check_at__lt=queued_cutoff)
     refills = Refill.objects.filter(status=Refill.Status.SUBMITTING,
-                                    submitted_at__lt=sending_cutoff).update(
+                                    submitted_at__lt=refill_cutoff).update(
         status=Refill.Status.NEEDS_ATTENTION, error=STUCK_SENDING, flagged_at=now,
         flag_reason=STUCK_SENDING)
     return {
         "parked": _park_stuck_sends(sending_cutoff, now),
+        "requeued": _requeue_unsent(sending_cutoff, now),
         "queued": _flag(queued.filter(deferrals=0), now, NOT_SENT)
         + _flag(queued.filter(deferrals__gt=0), now, Concat(Value(PUT_OFF), F("error"))),
         # A drip-feed the panel runs has no upstream order: its runs are watched instead.
@@ -50,13 +75,28 @@ def run_watchdog() -> dict[str, int]:
     }
 
 
+def _requeue_unsent(cutoff: datetime, now: datetime) -> int:
+    """SUBMITTING too long without a request ever leaving under this claim (sent_to is set
+    right before one does): the worker died holding it. Back to the queue, claim token
+    cleared, so that worker can never send it, should it be alive after all."""
+    rows = Order.objects.filter(status=Order.Status.SUBMITTING, submitted_at__lt=cutoff,
+                                sent_to__isnull=True).claim(
+        LIMIT, order_by="submitted_at", status=Order.Status.QUEUED, claim_token=None,
+        next_check_at=now, error=NEVER_SENT)
+    OrderEvent.objects.bulk_create(OrderEvent(order_id=pk, kind="requeued", message=NEVER_SENT)
+                                   for pk, in rows)
+    return len(rows)
+
+
 def _park_stuck_sends(cutoff: datetime, now: datetime) -> int:
-    """SUBMITTING too long: the request may be out, so staff decide. Clearing the claim
-    token makes sure the worker that held it can never send it after all."""
-    rows = Order.objects.filter(status=Order.Status.SUBMITTING, submitted_at__lt=cutoff).claim(
+    """SUBMITTING too long with a request out: it may have been bought, so staff decide.
+    Clearing the claim token makes sure the worker that held it can never send it after all."""
+    rows = Order.objects.filter(status=Order.Status.SUBMITTING, submitted_at__lt=cutoff,
+                                sent_to__isnull=False).claim(
         LIMIT, "parent_id", "run_number", order_by="submitted_at",
         status=Order.Status.NEEDS_ATTENTION, error=STUCK_SENDING, flagged_at=now,
-        flag_reason=STUCK_SENDING, claim_token=None)
+        flag_reason=STUCK_SENDING, claim_token=None, parked_at=now,
+        park_phase=ParkPhase.WORKER_LOST, park_http_status=None, park_reply="")
     events = [OrderEvent(order_id=pk, kind="needs_attention", message=STUCK_SENDING)
               for pk, _, _ in rows]
     for _, parent_id, run_number in rows:

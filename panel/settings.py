@@ -322,7 +322,11 @@ POLL_FLAG_AFTER_FAILURES: int = env.int("POLL_FLAG_AFTER_FAILURES", default=5)
 CANCEL_MAX_ATTEMPTS: int = env.int("CANCEL_MAX_ATTEMPTS", default=4)
 REFILL_MAX_ATTEMPTS: int = env.int("REFILL_MAX_ATTEMPTS", default=4)
 # Watchdog: a send that never finished, and live orders that stopped moving.
-WATCHDOG_SUBMITTING_MINUTES: int = env.int("WATCHDOG_SUBMITTING_MINUTES", default=10)
+# A send unfinished past the longest it can take (the batch's time plus one request's
+# timeouts, orders/watchdog.py: submitting_threshold) is parked; this overrides that, in seconds.
+WATCHDOG_SUBMITTING_SECONDS: float | None = env.float("WATCHDOG_SUBMITTING_SECONDS", default=None)
+WATCHDOG_REFILL_SUBMITTING_MINUTES: int = env.int("WATCHDOG_REFILL_SUBMITTING_MINUTES",
+                                                  default=10)
 WATCHDOG_QUEUED_MINUTES: int = env.int("WATCHDOG_QUEUED_MINUTES", default=30)
 WATCHDOG_STALLED_HOURS: int = env.int("WATCHDOG_STALLED_HOURS", default=24)
 # Sending (orders/dispatch.py): a batch stops claiming time after this many seconds and puts
@@ -341,6 +345,8 @@ SWEEP_INTERVAL: int = env.int("SWEEP_INTERVAL", default=15)
 CATALOG_SYNC_INTERVAL: int = env.int("CATALOG_SYNC_INTERVAL", default=3600)
 BALANCE_CHECK_INTERVAL: int = env.int("BALANCE_CHECK_INTERVAL", default=900)
 SANDBOX_URL: str = env.str("SANDBOX_URL", default="http://127.0.0.1:8765/api/v2")
+# The demo sandbox's store, shared by `seed_demo` and the Procfile's sandbox.
+SANDBOX_DB: str = env.str("SANDBOX_DB", default=str(BASE_DIR / "var" / "sandbox.sqlite3"))
 
 # Payments (payments/gateways/). A gateway whose secrets are unset is simply not offered, so a
 # panel that does not use Stripe needs no Stripe key; the secrets never live in the database.
@@ -389,11 +395,30 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
+# GET /metrics (orders/metrics.py) answers only `Authorization: Bearer <METRICS_TOKEN>`;
+# unset, it answers nobody.
+METRICS_TOKEN: str = env.str("METRICS_TOKEN", default="")
+
+# Unexpected exceptions (web, workers, beat) to Sentry when set; keys are scrubbed from every
+# event before it leaves (panel/error_reports.py).
+SENTRY_DSN: str = env.str("SENTRY_DSN", default="")
+if SENTRY_DSN:
+    from panel.error_reports import init_sentry
+
+    init_sentry(SENTRY_DSN, environment=env.str("SENTRY_ENVIRONMENT",
+                                                default="development" if DEBUG else "production"),
+                release=env.str("SENTRY_RELEASE", default=""))
+
+# "plain" lines (key=value pairs after the logger's name) or "json" objects, one per line.
+LOG_FORMAT: str = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured("LOG_FORMAT must be 'plain' or 'json'")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+                   "json": {"()": "panel.logs.JsonFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

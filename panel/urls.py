@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from orders import api, apidocs, openapi
+from orders import api, apidocs, metrics, openapi
 from orders.views import history, ordering
 from panel import accounts, transactions, views
 from support import views as support
@@ -20,6 +20,7 @@ urlpatterns = [
     path("order/charge", ordering.order_charge, name="order_charge"),
     path("mass-order/", ordering.mass_order, name="mass_order"),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", metrics.metrics, name="metrics"),  # for Prometheus, with METRICS_TOKEN
     # The customer's lists and the pages that follow an order (orders/views/history.py).
     path("services/", history.services, name="services"),
     path("orders/", history.orders, name="orders"),

@@ -22,6 +22,7 @@ import ssl
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -30,6 +31,7 @@ from urllib.parse import quote, quote_plus, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3 import exceptions as urllib3_exceptions
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import (
@@ -49,6 +51,9 @@ SNIPPET_CHARS = 160  # how much of an odd reply goes into an error message
 # `_trailing_json`), since misreading one can never buy anything.
 READ_ONLY_ACTIONS = frozenset({"services", "status", "refill_status", "balance"})
 MAX_JSON_STARTS = 1000  # places in an HTML prefix where the trailing JSON may begin
+# A reply must have arrived this many read timeouts after the request started (a reply that
+# trickles in a byte at a time never trips the read timeout itself).
+REPLY_READS = 2
 
 T = TypeVar("T")
 AddParam = str | int | Sequence[str] | None
@@ -64,6 +69,26 @@ ADD_PARAMS = frozenset({
     "groups",
 })
 # fmt: on
+
+
+@dataclass(frozen=True)
+class UpstreamCall:
+    """One HTTP exchange with an upstream, as CALL_OBSERVERS see it."""
+
+    provider: str
+    action: str
+    outcome: str  # "ok", or "<ErrorKind>/definite" or "<ErrorKind>/unknown"
+    seconds: float
+    http_status: int | None
+
+
+# Called after every exchange (the panel counts them for its metrics); an observer that fails
+# is ignored, so counting can never break a call. Kept here as plain callables: no Django.
+CALL_OBSERVERS: list[Callable[[UpstreamCall], None]] = []
+# What the caller is doing, added to each exchange's log line (the order and the request id
+# of the API call that placed it, say): set by the panel around a call, read only here.
+log_context: ContextVar[tuple[tuple[str, object], ...]] = ContextVar("provider_log_context",
+                                                                    default=())
 
 
 class ErrorKind(StrEnum):
@@ -84,22 +109,42 @@ class ErrorKind(StrEnum):
     OTHER = "other"
 
 
+class Phase(StrEnum):
+    """Where in an exchange a call failed: what staff need to guess whether it was bought."""
+
+    CONNECT = "connect"  # before a byte of the request left (refused, unresolvable, unsafe)
+    SEND = "send"  # the connection broke while the request was being written
+    READ = "read"  # sent, and no (complete) reply came: a timeout, a reset, a reply too slow
+    HTTP = "http"  # a reply with an HTTP status that is not an answer (5xx, a 4xx page, 3xx)
+    PARSE = "parse"  # a reply that cannot be read (HTML, garbage, cut off, odd fields)
+    REPLY = "reply"  # an answer that refuses: `{"error": …}`
+
+
+REPLY_START_CHARS = 500  # how much of a failed reply's body is kept for staff
+
+
 class ProviderError(Exception):
     """A failed upstream call.
 
     `definite` is True when nothing can have been created upstream (the request never left, or
     the upstream answered with an error); False when the request may have been acted on.
+    `phase`, `http_status` and `reply_start` (the body's first REPLY_START_CHARS, the key
+    masked) say what exactly happened, for the staff who settle an unknown outcome.
     """
 
     def __init__(
         self, kind: ErrorKind, message: str, *, definite: bool, action: str = "",
-        timed_out: bool = False,
+        timed_out: bool = False, phase: Phase | None = None, http_status: int | None = None,
+        reply_start: str = "",
     ) -> None:
         super().__init__(kind, message)
         self.kind = kind
         self.message = message
         self.definite = definite
         self.action = action
+        self.phase = phase
+        self.http_status = http_status
+        self.reply_start = reply_start
         # The upstream took longer than the read timeout to answer (a slow, not a broken,
         # upstream): callers asking about many ids at once ask about fewer next time.
         self.timed_out = timed_out
@@ -129,7 +174,8 @@ class ProviderError(Exception):
     def __reduce__(self) -> tuple[Any, ...]:
         # Keyword-only arguments need help to survive pickling (Celery results, multiprocessing).
         rebuild = functools.partial(ProviderError, definite=self.definite, action=self.action,
-                                    timed_out=self.timed_out)
+                                    timed_out=self.timed_out, phase=self.phase,
+                                    http_status=self.http_status, reply_start=self.reply_start)
         return (rebuild, (self.kind, self.message))
 
 
@@ -206,6 +252,14 @@ def check_url(url: str, *, allow_private: bool) -> None:
         raise ProviderError(
             ErrorKind.TRANSPORT, f"cannot resolve {host}: {exc}", definite=True
         ) from None
+
+
+def longest_exchange_seconds(connect_timeout: float, read_timeout: float) -> float:
+    """The longest one request and its reply can take, unretried (as every `add` is): the
+    connect (all addresses together), the wait for the reply's headers, and the body, which
+    must have arrived REPLY_READS read timeouts after the start, checked after each chunk
+    (so one more wait for a chunk can pass). Local work on either side is not counted."""
+    return connect_timeout + (REPLY_READS + 1) * read_timeout
 
 
 def _split_url(url: str) -> tuple[str, int]:
@@ -313,14 +367,22 @@ def _connect_vetted(conn: HTTPConnection, *, allow_private: bool) -> socket.sock
 
 
 def _connect_first(infos: list[AddrInfo], conn: HTTPConnection) -> socket.socket:
+    # The connect timeout bounds the whole connect, however many addresses are tried: the
+    # watchdog's threshold for a stuck send is computed from it (longest_exchange_seconds).
+    limit = conn.timeout if isinstance(conn.timeout, int | float) else None
+    deadline = None if limit is None else time.monotonic() + limit
     last_error: OSError | None = None
     for family, kind, proto, _, sockaddr in infos:
+        if deadline is not None and time.monotonic() >= deadline:
+            raise TimeoutError("connect timeout spent on earlier addresses")
         sock = socket.socket(family, kind, proto)
         try:
             for option in conn.socket_options or ():
                 sock.setsockopt(*option)
-            if conn.timeout is None or isinstance(conn.timeout, int | float):
-                sock.settimeout(conn.timeout)
+            if deadline is not None:
+                sock.settimeout(max(0.001, deadline - time.monotonic()))
+            elif conn.timeout is None:
+                sock.settimeout(None)
             if conn.source_address:
                 sock.bind(conn.source_address)
             sock.connect(sockaddr)
@@ -392,8 +454,8 @@ def _bad_reply(message: str) -> ProviderError:
     return ProviderError(ErrorKind.BAD_REPLY, message, definite=False)
 
 
-def _transport(message: str, *, definite: bool) -> ProviderError:
-    return ProviderError(ErrorKind.TRANSPORT, message, definite=definite)
+def _transport(message: str, *, definite: bool, phase: Phase | None = None) -> ProviderError:
+    return ProviderError(ErrorKind.TRANSPORT, message, definite=definite, phase=phase)
 
 
 # How real panels say that our key, or the account behind it, is refused: every request
@@ -828,6 +890,23 @@ def _read_timed_out(exc: requests.RequestException) -> bool:
                for cause in _causes(exc))
 
 
+def _phase_of(exc: requests.RequestException, not_sent: bool) -> Phase:
+    if not_sent:
+        return Phase.CONNECT
+    if any(isinstance(cause, BrokenPipeError) for cause in _causes(exc)):
+        return Phase.SEND
+    return Phase.READ
+
+
+def _phase_after_reply(exc: ProviderError | _Malformed) -> Phase:
+    """The phase of a failure once a reply with an HTTP status came back."""
+    if isinstance(exc, _Malformed) or exc.kind == ErrorKind.BAD_REPLY:
+        return Phase.PARSE
+    if exc.kind in (ErrorKind.TRANSPORT, ErrorKind.RATE_LIMITED):
+        return Phase.HTTP
+    return Phase.REPLY
+
+
 def _causes(exc: BaseException) -> Iterator[BaseException]:
     """exc and what it wraps: requests and urllib3 nest errors in args, `.reason` and causes."""
     pending, seen = [exc], set()
@@ -839,6 +918,25 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         yield current
         wrapped = (getattr(current, "reason", None), current.__cause__, *current.args)
         pending.extend(item for item in wrapped if isinstance(item, BaseException))
+
+
+def _as_they_come(response: requests.Response) -> Iterator[bytes]:
+    """The body in pieces as they arrive. requests' iter_content waits for a full chunk
+    (a buffered read of 64 KiB loops over the socket until it has them), so a reply that
+    trickles in a byte at a time would never reach the caller's deadline check; read1
+    returns whatever one read brought. urllib3's errors become requests' ones, as there."""
+    raw = response.raw
+    try:
+        while chunk := raw.read1(64 * 1024, decode_content=True):
+            yield chunk
+    except urllib3_exceptions.ProtocolError as exc:
+        raise requests.exceptions.ChunkedEncodingError(exc) from exc
+    except urllib3_exceptions.DecodeError as exc:
+        raise requests.exceptions.ContentDecodingError(exc) from exc
+    except urllib3_exceptions.ReadTimeoutError as exc:
+        raise requests.exceptions.ConnectionError(exc) from exc
+    except urllib3_exceptions.SSLError as exc:
+        raise requests.exceptions.SSLError(exc) from exc
 
 
 # --- The client ---------------------------------------------------------------------------------
@@ -1049,13 +1147,18 @@ class Client:
         attempt: int,
     ) -> T:
         """One HTTP request and its reply, logged as one record."""
-        started, http_status = time.monotonic(), None
+        started, http_status, body = time.monotonic(), None, b""
         try:
-            check_url(self.url, allow_private=self.allow_private)
+            try:
+                check_url(self.url, allow_private=self.allow_private)
+            except ProviderError as exc:
+                exc.phase = Phase.CONNECT
+                raise
             http_status, body, location = self._post(action, params)
             result = read(_decode(action, http_status, body, location))
         except (ProviderError, _Malformed) as exc:
-            err = self._finish(exc, action)
+            phase = getattr(exc, "phase", None) or _phase_after_reply(exc)
+            err = self._finish(exc, action, phase=phase, http_status=http_status, body=body)
             self._log(action, ids, attempt, started, http_status, err)
             raise err from None
         self._log(action, ids, attempt, started, http_status, None)
@@ -1065,33 +1168,39 @@ class Client:
         data = {"key": self._key, "action": action, **params}
         timeout = (self.connect_timeout, self.read_timeout)
         try:
+            started = time.monotonic()
             with self._session.post(
                 self.url, data=data, timeout=timeout, allow_redirects=False, stream=True
             ) as response:
-                body = self._read_body(response)
+                body = self._read_body(response, started)
                 return response.status_code, body, response.headers.get("Location", "")
         except requests.RequestException as exc:
             message = f"{exc.__class__.__name__}: {exc}"
-            error = _transport(message, definite=_failed_before_sending(exc))
+            not_sent = _failed_before_sending(exc)
+            error = _transport(message, definite=not_sent, phase=_phase_of(exc, not_sent))
             error.timed_out = _read_timed_out(exc)
             raise error from None
-        except ProviderError:
-            raise  # refused by the pinned connection: nothing was sent
+        except ProviderError as exc:
+            exc.phase = exc.phase or Phase.CONNECT  # refused by the pinned connection
+            raise
         except Exception as exc:
             # Anything else escaping the HTTP stack: we cannot tell how far the request got.
             # (No traceback logged: its text is not scrubbed of the key.)
-            raise _transport(f"{exc.__class__.__name__}: {exc}", definite=False) from None
+            raise _transport(f"{exc.__class__.__name__}: {exc}", definite=False,
+                             phase=Phase.READ) from None
 
-    def _read_body(self, response: requests.Response) -> bytes:
+    def _read_body(self, response: requests.Response, started: float) -> bytes:
         # read_timeout bounds each wait for data; the deadline bounds a reply that trickles in.
-        deadline = time.monotonic() + self.connect_timeout + 3 * self.read_timeout
+        deadline = started + self.connect_timeout + REPLY_READS * self.read_timeout
         chunks, size = [], 0
-        for chunk in response.iter_content(64 * 1024):
+        for chunk in _as_they_come(response):
             size += len(chunk)
             if size > MAX_REPLY_BYTES:
-                raise _bad_reply(f"reply larger than {MAX_REPLY_BYTES} bytes")
+                raise ProviderError(ErrorKind.BAD_REPLY, f"reply larger than {MAX_REPLY_BYTES} "
+                                    "bytes", definite=False, phase=Phase.READ)
             if time.monotonic() > deadline:
-                error = _transport("reply took too long to arrive", definite=False)
+                error = _transport("reply took too long to arrive", definite=False,
+                                   phase=Phase.READ)
                 error.timed_out = True
                 raise error
             chunks.append(chunk)
@@ -1099,12 +1208,18 @@ class Client:
 
     # --- Errors and logs never carry the key ---
 
-    def _finish(self, exc: ProviderError | _Malformed, action: str) -> ProviderError:
-        """The error as callers see it: key scrubbed, action named."""
+    def _finish(self, exc: ProviderError | _Malformed, action: str, *, phase: Phase | None = None,
+                http_status: int | None = None, body: bytes = b"") -> ProviderError:
+        """The error as callers see it: key scrubbed, action named, and where it happened."""
         err = _bad_reply(str(exc)) if isinstance(exc, _Malformed) else exc
         message = self._scrub(err.message)
+        # Scrubbed before it is cut, so a key across the cut cannot leave a piece behind.
+        head = body[:REPLY_START_CHARS * 4 + 3 * len(self._key)].decode("utf-8", "replace")
+        # NUL cannot be stored in a PostgreSQL text column: an upstream's garbage may hold it.
+        reply_start = self._scrub(head).replace("\x00", "\ufffd")[:REPLY_START_CHARS]
         return ProviderError(err.kind, message, definite=err.definite, action=action,
-                             timed_out=err.timed_out)
+                             phase=phase or err.phase, http_status=http_status or err.http_status,
+                             reply_start=reply_start or err.reply_start, timed_out=err.timed_out)
 
     def _scrub(self, text: str) -> str:
         if not self._key:
@@ -1122,13 +1237,15 @@ class Client:
         http_status: int | None,
         err: ProviderError | None,
     ) -> None:
-        duration_ms = round((time.monotonic() - started) * 1000)
+        seconds = time.monotonic() - started
+        duration_ms = round(seconds * 1000)
         outcome = "ok"
         if err is not None:
             outcome = f"{err.kind}/{'definite' if err.definite else 'unknown'}"
+        context = dict(log_context.get())
         logger.log(
             logging.INFO if err is None else logging.WARNING,
-            "provider=%s action=%s ids=%s attempt=%d http=%s duration_ms=%d outcome=%s%s",
+            "provider=%s action=%s ids=%s attempt=%d http=%s duration_ms=%d outcome=%s%s%s%s",
             self.name,
             action,
             "-" if ids is None else ids,
@@ -1136,12 +1253,23 @@ class Client:
             http_status or "-",
             duration_ms,
             outcome,
+            "".join(f" {name}={value}" for name, value in context.items()),
+            "" if err is None or err.phase is None else f" phase={err.phase}",
             "" if err is None else f" error={err.message}",  # already scrubbed
             extra={
                 "provider": self.name,
                 "upstream_action": action,
                 "ids": ids,
+                "http_status": http_status,
                 "duration_ms": duration_ms,
                 "outcome": outcome,
+                "phase": None if err is None else err.phase,
+                **context,
             },
         )
+        call = UpstreamCall(self.name, action, outcome, seconds, http_status)
+        for observe in CALL_OBSERVERS:
+            try:
+                observe(call)
+            except Exception:
+                logger.debug("an upstream call observer failed", exc_info=True)

@@ -85,6 +85,10 @@ class Provider(models.Model):
     last_cost_mismatch = models.TextField(blank=True, editable=False)
     last_cost_mismatch_at = models.DateTimeField(null=True, blank=True, editable=False)
 
+    # Status batches (orders or refills) that failed as a whole in a row, e.g. the upstream
+    # is down: the polls back off on it (orders/polling.py); an answered batch clears it.
+    poll_failures = models.PositiveIntegerField(default=0, editable=False)
+
     last_sync_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_sync_ok = models.BooleanField(null=True, editable=False)
     last_sync_message = models.TextField(blank=True, editable=False)

@@ -514,7 +514,7 @@ def test_strict_lists_let_one_unknown_id_spoil_the_whole_list(srv: SandboxServer
 def test_every_fault_name_is_known() -> None:
     assert set(FAULT_NAMES) == {"latency", "refuse", "timeout_before", "timeout_after",
                                 "http500", "http429", "html", "truncated", "error", "garbage",
-                                "no_lists", "strict_lists"}
+                                "no_lists", "strict_lists", "trickle"}
     with pytest.raises(ValueError):
         SandboxServer().set_fault("meltdown")
 

@@ -60,3 +60,24 @@ def test_demo_data_loads_once(settings, tmp_path, monkeypatch, capsys):
     asked = tickets.get(subject="order")
     assert mine.get(pk=asked.order_ids[0]).customer_status == "In progress"
     assert list(Ticket.objects.mentioning(asked.order_ids[0])) == [asked]
+
+
+def test_demo_data_loads_through_a_sandbox_that_already_runs(settings, tmp_path, monkeypatch):
+    """The seed need not run before the sandbox: with `make run`'s sandbox already up on
+    SANDBOX_URL (and its store), it seeds through that one instead of starting its own."""
+    from panel.management.commands import seed_demo
+    from providers.sandbox import SandboxServer
+
+    store = tmp_path / "running.sqlite3"
+    monkeypatch.setattr(seed_demo, "SANDBOX_DB", tmp_path / "unused.sqlite3")
+    with SandboxServer(port=free_port(), db=str(store), step_seconds=20) as running:
+        settings.SANDBOX_URL = running.url
+        call_command("seed_demo")
+
+        customer = User.objects.get(username="customer")
+        sent = Order.objects.filter(user=customer, upstream_id__isnull=False)
+        assert sent.count() >= 6
+        assert all(running.order(o.upstream_id) is not None for o in sent)
+        statuses = {o.customer_status for o in Order.objects.for_customer(customer.pk)}
+        assert {"Completed", "Partial", "Canceled", "In progress"} <= statuses
+    assert not (tmp_path / "unused.sqlite3").exists()  # no second sandbox was started

@@ -62,13 +62,14 @@ TYPE_PARAMS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
 
 FAULT_NAMES: tuple[str, ...] = (
     "latency", "refuse", "timeout_before", "timeout_after", "http500", "http429", "html",
-    "truncated", "error", "garbage", "no_lists", "strict_lists",
+    "truncated", "error", "garbage", "no_lists", "strict_lists", "trickle",
 )
 DEFAULT_FAULT_DELAY = {"latency": 1.0, "refuse": 5.0, "timeout_before": 30.0,
-                       "timeout_after": 30.0}
+                       "timeout_after": 30.0, "trickle": 0.2}
 DEFAULT_FAULT_MESSAGE = "Service temporarily unavailable"
 # Faults after which the request has been carried out (the order exists upstream).
-PROCESSING_FAULTS = frozenset({"latency", "timeout_after", "truncated"})
+# `trickle` sends the reply one byte every `delay` seconds: no single wait trips a read timeout.
+PROCESSING_FAULTS = frozenset({"latency", "timeout_after", "truncated", "trickle"})
 # Upstreams that are picky about lists of ids (`orders=`, `refills=`): `no_lists` refuses
 # any list as a whole; `strict_lists` refuses a list naming one id it does not know, with
 # that id's error at the top level. Either way nothing in the refused list is carried out,
@@ -716,6 +717,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif fault.name == "truncated":
             self._send(200, reply[: max(1, len(reply) // 2)])
             self.close_connection = True
+        elif fault.name == "trickle":
+            self._trickle(reply, fault.seconds)
         else:
             self._send(200, reply)
 
@@ -726,12 +729,28 @@ class _Handler(BaseHTTPRequestHandler):
             sandbox = self.server.sandbox
             sandbox.sleep(sandbox.api.status_delay_per_id * len(ids))
 
+    def _trickle(self, reply: bytes, every: float) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.flush()
+        try:
+            for byte in range(len(reply)):
+                self.server.sandbox.sleep(every)
+                self.wfile.write(reply[byte:byte + 1])
+                self.wfile.flush()
+        except OSError:
+            pass  # the client gave up waiting, as it should
+        self.close_connection = True
+
     def _unprocessed_fault(self, fault: Fault) -> None:
         if fault.name == "timeout_before":
             self.server.sandbox.sleep(fault.seconds)
             self._drop()
-        elif fault.name == "http500":
-            self._send(500, b"500 Internal Server Error", "text/plain; charset=utf-8")
+        elif fault.name == "http500":  # a message, if given, is the page (a stack trace, say)
+            page = (fault.message or "500 Internal Server Error").encode()
+            self._send(500, page, "text/plain; charset=utf-8")
         elif fault.name == "http429":  # a rate limiter in front of the API refused the call
             self._send(429, b"429 Too Many Requests", "text/plain; charset=utf-8")
         elif fault.name == "html":

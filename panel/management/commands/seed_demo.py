@@ -1,7 +1,13 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+import requests
 from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -40,7 +46,7 @@ DEMO_METHODS: list[tuple[str, str, dict[str, Any]]] = [
     ("Crypto (NOWPayments)", GatewayName.NOWPAYMENTS, {"fee_percent": Decimal("1"),
                                                        "min_amount": Decimal("10")}),
 ]
-SANDBOX_DB = settings.BASE_DIR / "var" / "sandbox.sqlite3"
+SANDBOX_DB = Path(settings.SANDBOX_DB)
 
 
 class Command(BaseCommand):
@@ -84,18 +90,15 @@ class Command(BaseCommand):
         return created_any
 
     def _sandbox_provider(self) -> None:
-        """Register the sandbox upstream and import its catalog, once. `make run` starts the
-        sandbox only after this command, so the import talks to a short-lived one on the same
-        port and store."""
+        """Register the sandbox upstream and import its catalog, once, through whichever
+        sandbox answers at SANDBOX_URL (demo_sandbox)."""
         if Provider.objects.filter(name="Sandbox").exists():
             return
         provider = Provider(name="Sandbox", api_url=settings.SANDBOX_URL,
                             low_balance_threshold=100)
         provider.api_key = DEFAULT_KEY
         provider.save()
-        port = urlsplit(settings.SANDBOX_URL).port or 80
-        SANDBOX_DB.parent.mkdir(exist_ok=True)
-        with SandboxServer(port=port, db=str(SANDBOX_DB)):
+        with demo_sandbox():
             result = sync_catalog(provider)
         services = import_services(provider)
         self.stdout.write(f"Sandbox provider registered at {provider.api_url}: "
@@ -110,8 +113,7 @@ class Command(BaseCommand):
         provider = Provider.objects.get(name="Sandbox")
         if Order.objects.filter(user=customer).exists():
             return
-        port = urlsplit(settings.SANDBOX_URL).port or 80
-        with SandboxServer(port=port, db=str(SANDBOX_DB), step_seconds=20) as sandbox:
+        with demo_sandbox(step_seconds=20) as sandbox:
             placed = [self._demo_order(sandbox, customer, provider, *spec) for spec in DEMO_ORDERS]
             completed = next(o for o in placed if o.status == Order.Status.COMPLETED)
             refills.request_refill(customer, completed.pk)
@@ -138,7 +140,7 @@ class Command(BaseCommand):
                     payment_method="Bank transfer", transaction_id="DEMO-2026-001")
         self.stdout.write("Demo customer: 2 support tickets")
 
-    def _demo_order(self, sandbox: SandboxServer, customer: User, provider: Provider,
+    def _demo_order(self, sandbox: SandboxLike, customer: User, provider: Provider,
                     upstream_id: int, status: str, params: dict[str, Any]) -> Order:
         service = _service(provider, upstream_id)
         order = place_order(customer, service.pk, params)
@@ -178,6 +180,50 @@ class Command(BaseCommand):
         if category is not None and category.markup_percent is None:
             category.markup_percent = Decimal(40)
             category.save()
+
+
+class SandboxLike(Protocol):
+    def force_order(self, order_id: int, status: str | None = None,
+                    remains: int | str | None = None) -> Any: ...
+
+
+class RunningSandbox:
+    """The sandbox already serving SANDBOX_URL (make run's, or one a developer started),
+    driven through its control API over HTTP, as SandboxServer is in-process."""
+
+    def __init__(self, api_url: str) -> None:
+        parts = urlsplit(api_url)
+        self.control_url = f"{parts.scheme}://{parts.netloc}/control"
+
+    def force_order(self, order_id: int, status: str | None = None,
+                    remains: int | str | None = None) -> Any:
+        body = {"status": status} | ({} if remains is None else {"remains": remains})
+        reply = requests.post(f"{self.control_url}/orders/{int(order_id)}", json=body,
+                              timeout=10)
+        reply.raise_for_status()
+        return reply.json()
+
+
+def _answering(api_url: str) -> bool:
+    try:
+        requests.post(api_url, data={"key": DEFAULT_KEY, "action": "balance"}, timeout=2)
+    except requests.RequestException:
+        return False
+    return True
+
+
+@contextmanager
+def demo_sandbox(step_seconds: float = 0.0) -> Iterator[SandboxLike]:
+    """The sandbox at SANDBOX_URL, whether or not it runs yet: the seed works before the real
+    one starts (a short-lived one on its port and store, which the real one then reads) and
+    after (through the running one), so the order of the processes does not matter."""
+    if _answering(settings.SANDBOX_URL):
+        yield RunningSandbox(settings.SANDBOX_URL)
+        return
+    port = urlsplit(settings.SANDBOX_URL).port or 80
+    SANDBOX_DB.parent.mkdir(exist_ok=True)
+    with SandboxServer(port=port, db=str(SANDBOX_DB), step_seconds=step_seconds) as sandbox:
+        yield sandbox
 
 
 def _service(provider: Provider, upstream_id: int) -> Service:
