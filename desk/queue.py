@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 from django.utils import timezone
 
-from orders.models import Order, OrderEvent, Refill, Route
+from orders.models import Order, OrderEvent, ParkPhase, Refill, Route
 
 # Events whose message is what an upstream said (or what the panel made of its silence):
 # the "last upstream reply" staff read before they resend or attach. Not "flagged": that is
@@ -32,7 +32,8 @@ def with_desk_details(orders: QuerySet[Order]) -> QuerySet[Order]:
     last = OrderEvent.objects.filter(order=OuterRef("pk"), kind__in=UPSTREAM_KINDS).order_by(
         "-created_at", "-id")
     routes = Route.objects.select_related("provider_service__provider").order_by("priority", "id")
-    return (orders.select_related("user", "service", "provider", "route__provider_service",
+    return (orders.select_related("user", "service", "provider", "sent_to",
+                                  "route__provider_service",
                                   "forced_route__provider_service__provider")
             .prefetch_related(Prefetch("service__routes", queryset=routes))
             .annotate(last_reply=Subquery(last.values("message")[:1]),
@@ -76,6 +77,8 @@ def last_route(order: Order) -> Route | None:
 def provider_name(order: Order) -> str:
     if order.provider is not None:
         return order.provider.name
+    if order.sent_to is not None:  # recorded right before the send that was parked
+        return order.sent_to.name
     route = last_route(order)
     return route.provider.name if route is not None else ""
 
@@ -84,7 +87,12 @@ def provider_name(order: Order) -> str:
 class Group:
     provider: str
     window_start: datetime
+    phase: str = ""  # where the parked sends broke (Order.park_phase), "" for flagged ones
     orders: list[Order] = field(default_factory=list)
+
+    @property
+    def phase_label(self) -> str:
+        return str(ParkPhase(self.phase).label) if self.phase else ""
 
     @property
     def window_end(self) -> datetime:
@@ -105,15 +113,18 @@ def since(order: Order) -> datetime:
 
 
 def grouped(orders: list[Order]) -> list[Group]:
-    """Orders by provider, then by the hour they came to need attention (latest first)."""
-    groups: dict[tuple[str, datetime], Group] = {}
+    """Orders by provider, then by the hour they came to need attention (latest first),
+    then by where their sends broke: one upstream's read timeouts of one hour are one group,
+    settled by one action."""
+    groups: dict[tuple[str, datetime, str], Group] = {}
     for order in orders:
-        local = timezone.localtime(since(order))
+        local = timezone.localtime(order.parked_at or since(order))
         start = local.replace(minute=0, second=0, microsecond=0)
         provider = provider_name(order)
-        key = (provider, start)
-        groups.setdefault(key, Group(provider, start)).orders.append(order)
-    return sorted(groups.values(), key=lambda g: (g.provider, -g.window_start.timestamp()))
+        key = (provider, start, order.park_phase)
+        groups.setdefault(key, Group(provider, start, order.park_phase)).orders.append(order)
+    return sorted(groups.values(),
+                  key=lambda g: (g.provider, -g.window_start.timestamp(), g.phase))
 
 
 def queue_orders() -> tuple[list[Order], int]:

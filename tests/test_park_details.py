@@ -155,3 +155,30 @@ def test_the_admin_shows_what_happened_to_a_parked_order(sandbox, catalog, alice
 
     assert "Park phase" in page and "upstream exploded: 0xdeadbeef" in page and "500" in page
     assert f">{order.pk}<" in listing
+
+
+def test_the_desk_queue_groups_parked_orders_by_where_their_sends_broke(
+        sandbox, catalog, alice, client):
+    from django.urls import reverse
+
+    from tests.conftest import make_staff
+
+    service = make_service(catalog, "Default", one_order_per_link=False)
+    broken = {}
+    for fault in ("http500", "garbage"):
+        sandbox.set_fault(fault, action="add", message="upstream exploded" if fault == "http500"
+                          else None)
+        order = place(alice, service)
+        dispatch_one(order.pk)
+        broken[fault] = order.pk
+        sandbox.clear_faults()
+    client.force_login(make_staff("sam"))
+
+    page = client.get(reverse("desk:attention"))
+
+    groups = {g.phase: [o.pk for o in g.orders] for g in page.context["groups"]}
+    assert groups == {ParkPhase.HTTP: [broken["http500"]], ParkPhase.PARSE: [broken["garbage"]]}
+    assert {g.provider for g in page.context["groups"]} == {"Sandbox"}
+    html = page.content.decode()
+    assert "· HTTP status</h2>" in html and "· Parse</h2>" in html
+    assert "HTTP 500" in html and "upstream exploded" in html  # what the reply began with
