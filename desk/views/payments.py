@@ -23,7 +23,7 @@ from orders.params import parse_id
 from panel import ledger
 from panel.models import User
 from panel.money import MONEY_DIGITS, MONEY_PLACES
-from panel.templatetags.panel_money import money
+from panel.templatetags.panel_money import money, money_text
 from payments.models import Payment, awaiting_review_q, flagged_q
 
 PER_PAGE = 50
@@ -42,7 +42,7 @@ class ApproveForm(forms.Form):
     reason = REASON
 
     def __init__(self, payment: Payment, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("initial", {"amount": payment.amount})
+        kwargs.setdefault("initial", {"amount": money_text(payment.amount)})
         super().__init__(*args, **kwargs)
         self.payment = payment
 
