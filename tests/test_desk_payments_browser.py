@@ -92,13 +92,15 @@ def test_staff_approve_a_bank_transfer_and_settle_a_disputed_payment(
         approve = _form(desk, "Approve and credit")
         expect(approve.get_by_label("Amount to credit")).to_have_value("40.00")
 
+        screenshot(desk, "desk", "payments-manual")
+
         # No reason, no credit: the form says so beside the field.
         approve.get_by_role("button", name="Approve and credit").click()
         expect(desk.locator(".field-error").first).to_have_text("This field is required.")
+        screenshot(desk, "desk", "payments-approve-refused")
         assert not LedgerEntry.objects.filter(payment_id=payment.pk).exists()
         approve = _form(desk, "Approve and credit")
         approve.get_by_label("Reason").fill(f"BT-{size}-778 is on the bank statement")
-        screenshot(desk, "desk", "payments-manual")
         approve.get_by_role("button", name="Approve and credit").click()
         expect(desk.get_by_text("40.00 USD credited")).to_be_visible()
         expect(desk.locator("[data-payment-balance]")).to_have_text("50.00 USD")

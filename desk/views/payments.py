@@ -66,7 +66,7 @@ class SettleForm(forms.Form):
     adjustment = forms.DecimalField(
         label=gettext_lazy("Balance adjustment"), required=False, max_digits=MONEY_DIGITS,
         decimal_places=MONEY_PLACES,
-        help_text=gettext_lazy("Optional. Negative takes money back (e.g. a disputed "
+        help_text=gettext_lazy("Negative takes money back (e.g. a disputed "
                                "payment), positive adds; empty leaves the balance alone."))
     reason = REASON
 
