@@ -310,3 +310,40 @@ def test_the_navigation_and_alerts_count_payments_waiting_for_staff(desk, custom
     other.force_login(make_staff("sam"))
     assert "data-payments-count" not in other.get(reverse("desk:attention")).text
     assert "payments waiting" not in other.get(reverse("desk:alerts")).text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_staff_settling_one_flag_at_once_take_the_money_back_once(customer):
+    """The desk locks the payment before it looks at the flag: the second settlement sees
+    it cleared and writes nothing, so the adjustment is applied once. The test holds the
+    payment's row while both start, so both are under way before either can finish."""
+    import threading
+    import time
+
+    from django.db import connections, transaction
+
+    from desk import payments as decisions
+
+    payment = disputed_payment(customer, amount="40")  # room for two deductions of 20
+    staff = [make_staff(f"cashier{n}", "payments") for n in range(2)]
+    results: list[bool] = []
+
+    def settle(actor: User) -> None:
+        try:
+            results.append(decisions.settle(actor, Payment.objects.get(pk=payment.pk),
+                                            "dispute lost", Decimal("-20")))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=settle, args=(actor,)) for actor in staff]
+    with transaction.atomic():
+        Payment.objects.select_for_update().get(pk=payment.pk)
+        for thread in threads:
+            thread.start()
+        time.sleep(1)
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(results) == [False, True]
+    assert _balance(customer) == Decimal("20")
+    assert LedgerEntry.objects.filter(user=customer, kind="adjustment").count() == 1
+    assert AuditEntry.objects.filter(action="payment_flag_settled").count() == 1
