@@ -347,3 +347,57 @@ def test_two_staff_settling_one_flag_at_once_take_the_money_back_once(customer):
     assert _balance(customer) == Decimal("20")
     assert LedgerEntry.objects.filter(user=customer, kind="adjustment").count() == 1
     assert AuditEntry.objects.filter(action="payment_flag_settled").count() == 1
+
+
+# --- flags raised by gateways' own messages ------------------------------------------------------
+
+def _demo_paid(client: Client, payment: Payment, amount: str) -> None:
+    """The demo gateway's signed `paid` notification, as its checkout page sends it."""
+    from payments.gateways import demo
+
+    body = demo.notification_body({"gateway_id": payment.gateway_id, "payment_id": payment.pk,
+                                   "amount": amount, "currency": "USD"}, "paid")
+    response = client.post("/payments/webhook/demo/", data=body,
+                           content_type="application/json",
+                           headers={demo.HEADER: demo.sign(body, "demo-secret")})
+    assert response.status_code == 200
+
+
+@pytest.fixture
+def demo_card(settings, db):
+    settings.PAYMENTS_DEMO_ENABLED = True
+    settings.PAYMENTS_DEMO_SECRET = "demo-secret"
+    return make_method("demo", name="Card")
+
+
+def test_a_mismatched_amount_is_approved_for_what_arrived(desk, customer, demo_card):
+    payment = start_payment(customer, demo_card, Decimal("20"), site="http://testserver").payment
+    _demo_paid(Client(), payment, "15.00")
+    payment.refresh_from_db()
+    assert payment.is_open and payment.flagged and _balance(customer) == 0
+    listed = desk.get(reverse("desk:payments"), {"tab": "flagged"}).text
+    assert f'href="/staff/payments/{payment.pk}/"' in listed
+    page = desk.get(reverse("desk:payment", args=[payment.pk])).text
+    assert "Approve and credit" in page and "Settle flag" in page
+    desk.post(reverse("desk:payment_approve", args=[payment.pk]),
+              {"approve-amount": "15", "approve-reason": "15 of 20 arrived, asked the customer"})
+    assert _balance(customer) == Decimal("15")
+    payment.refresh_from_db()
+    assert (payment.state, payment.credited_amount, payment.flagged) == (
+        "paid", Decimal("15"), False)
+
+
+def test_money_arriving_after_expiry_is_credited_by_settling_with_an_adjustment(
+        desk, customer, demo_card):
+    payment = start_payment(customer, demo_card, Decimal("20"), site="http://testserver").payment
+    assert payment.mark(Payment.State.EXPIRED)
+    _demo_paid(Client(), payment, "20.00")
+    payment.refresh_from_db()
+    assert payment.state == "expired" and payment.flagged and _balance(customer) == 0
+    page = desk.get(reverse("desk:payment", args=[payment.pk])).text
+    assert "money arrived after the payment was expired" in page
+    assert "Approve and credit" not in page and "Settle flag" in page
+    desk.post(reverse("desk:payment_settle", args=[payment.pk]),
+              {"settle-adjustment": "20", "settle-reason": "late payment, credited by hand"})
+    assert _balance(customer) == Decimal("20")
+    assert AuditEntry.objects.get().action == "payment_flag_settled"
