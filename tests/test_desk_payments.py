@@ -10,8 +10,9 @@ import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
-from django.urls import reverse
+from django.urls import URLPattern, reverse
 
+from desk import urls as desk_urls
 from desk.models import AuditEntry
 from panel.models import LedgerEntry, User
 from payments.checkout import start_payment
@@ -21,7 +22,9 @@ from tests.payments_support import make_method
 
 pytestmark = pytest.mark.usefixtures("ledger_stays_clean")
 
-PAYMENT_URLS = ("payments", "payment", "payment_approve", "payment_reject", "payment_settle")
+# Every address of the payments desk, so one added later is guarded by these tests too.
+PAYMENT_URLS = [p.name for p in desk_urls.urlpatterns
+                if isinstance(p, URLPattern) and p.name and p.name.startswith("payment")]
 
 
 @pytest.fixture
@@ -77,6 +80,7 @@ def _balance(user: User) -> Decimal:
 # --- who may ------------------------------------------------------------------------------
 
 def test_a_member_without_the_payments_area_gets_403_on_every_payments_url(customer, bank):
+    assert len(PAYMENT_URLS) == 5
     payment = manual_payment(customer, bank)
     client = Client()
     client.force_login(make_staff("sam", "balances", "orders", "tickets"))
