@@ -24,6 +24,7 @@ from django.urls import reverse
 from desk.models import AREAS
 from desk.queue import attention_count
 from panel.roles import STAFF_GROUP
+from payments.models import Payment
 
 View = Callable[..., HttpResponseBase]
 
@@ -97,8 +98,12 @@ def desk_view(permission: str | None) -> Callable[[View], View]:
 
 
 def desk_context(request: HttpRequest) -> dict[str, object]:
-    """The navigation's count badge, on the desk's pages only."""
+    """The navigation's count badges, on the desk's pages only: the attention queue, and
+    for members with the payments area, the payments waiting for staff."""
     match = request.resolver_match
     if match is None or match.namespace != "desk" or not is_desk_member(request.user):
         return {}
-    return {"desk_attention_count": attention_count()}
+    context: dict[str, object] = {"desk_attention_count": attention_count()}
+    if request.user.has_perm("desk.payments"):
+        context["desk_payments_count"] = Payment.objects.needing_staff().count()
+    return context

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from desk.views import alerts, attention, customers, orders, refills, tickets
+from desk.views import alerts, attention, customers, orders, payments, refills, tickets
 
 app_name = "desk"
 
@@ -35,4 +35,9 @@ urlpatterns = [
     path("tickets/<int:pk>/close/", tickets.ticket_close, name="ticket_close"),
     path("tickets/<int:pk>/orders/", tickets.ticket_orders, name="ticket_orders"),
     path("alerts/", alerts.alert_list, name="alerts"),
+    path("payments/", payments.payment_list, name="payments"),
+    path("payments/<int:pk>/", payments.payment_detail, name="payment"),
+    path("payments/<int:pk>/approve/", payments.payment_approve, name="payment_approve"),
+    path("payments/<int:pk>/reject/", payments.payment_reject, name="payment_reject"),
+    path("payments/<int:pk>/settle/", payments.payment_settle, name="payment_settle"),
 ]

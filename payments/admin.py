@@ -1,5 +1,6 @@
-"""Payment methods for admins, and payments for staff until the staff desk's payment queue
-lands: the actions below call the same model methods that desk will."""
+"""Payment methods for admins, and a read-only view of payments. Staff decide about payments
+on the staff desk (/staff/payments/, desk/payments.py), which writes the desk's audit row; the
+actions below, kept for admins, call the same model methods without one."""
 
 from __future__ import annotations
 

@@ -118,6 +118,29 @@ class PaymentMethod(models.Model):
         return ""
 
 
+def awaiting_review_q() -> models.Q:
+    """Manual payments waiting for staff to find the money (or not)."""
+    return models.Q(gateway=GatewayName.MANUAL, state__in=Payment.OPEN)
+
+
+def flagged_q() -> models.Q:
+    """Flagged payments other than the manual ones waiting for review: a refund or dispute
+    after crediting, a mismatched amount or currency, money arriving late."""
+    return models.Q(flagged=True) & ~awaiting_review_q()
+
+
+class PaymentQuerySet(models.QuerySet["Payment"]):
+    def awaiting_review(self) -> PaymentQuerySet:
+        return self.filter(awaiting_review_q())
+
+    def flagged_for_staff(self) -> PaymentQuerySet:
+        return self.filter(flagged_q())
+
+    def needing_staff(self) -> PaymentQuerySet:
+        """What the desk's navigation counts: to review, or flagged."""
+        return self.filter(awaiting_review_q() | models.Q(flagged=True))
+
+
 class Payment(models.Model):
     """One attempt to add funds. `amount` is what it credits, `fee` what the gateway is paid
     on top; `credited_amount` is what was credited (less than `amount` after a partial
@@ -164,6 +187,8 @@ class Payment(models.Model):
     updated_at = models.DateTimeField(default=timezone.now)
     paid_at = models.DateTimeField(null=True, blank=True)
     last_checked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = PaymentQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -237,7 +262,7 @@ class Payment(models.Model):
             self.flag(reason)
         return moved
 
-    # --- what staff do (the staff desk calls these; the Django admin stands in) -----------
+    # --- what staff do (the staff desk calls these, desk/payments.py; the admin's actions too) -
 
     def approve(self, actor: User, amount: Decimal | None = None, note: str = "") -> bool:
         """Staff saw the money arrive: credit it once (the whole amount unless told less)."""

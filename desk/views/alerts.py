@@ -19,6 +19,7 @@ from django.utils.translation import ngettext
 from desk.access import desk_view
 from orders.models import Order, Refill
 from panel.templatetags.panel_money import money_text
+from payments.models import Payment, awaiting_review_q, flagged_q
 from providers.models import Provider
 from support.models import Ticket
 
@@ -91,10 +92,24 @@ def ticket_alert() -> Alert | None:
                  reverse("desk:tickets") + "?unread=1")
 
 
+def payments_alert() -> Alert | None:
+    """Payments waiting for staff: manual ones to approve or reject, flagged ones to settle."""
+    counts = Payment.objects.aggregate(review=Count("pk", filter=awaiting_review_q()),
+                                       flagged=Count("pk", filter=flagged_q()))
+    if not counts["review"] and not counts["flagged"]:
+        return None
+    title = ngettext("%(n)s payment waiting for staff", "%(n)s payments waiting for staff",
+                     counts["review"] + counts["flagged"]) % {
+        "n": counts["review"] + counts["flagged"]}
+    text = _("%(review)s to review, %(flagged)s flagged.") % counts
+    return Alert("warning", title, text, reverse("desk:payments"))
+
+
 @desk_view(None)
 def alert_list(request: HttpRequest) -> HttpResponse:
     alerts = provider_alerts()
-    for extra in (queue_alert(), ticket_alert()):
+    payments = payments_alert() if request.user.has_perm("desk.payments") else None
+    for extra in (queue_alert(), ticket_alert(), payments):
         if extra is not None:
             alerts.append(extra)
     return render(request, "desk/alerts.html", {"alerts": alerts})

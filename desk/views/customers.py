@@ -32,6 +32,7 @@ from panel import ledger
 from panel.models import ApiKey, LedgerEntry, User
 from panel.money import MONEY_DIGITS, MONEY_PLACES
 from panel.templatetags.panel_money import money
+from payments.models import Payment
 from providers.models import RATE_PLACES
 from support.models import Ticket
 
@@ -54,6 +55,9 @@ ACTION_TEXT = {
     "ticket_reopened": gettext_lazy("reopened a ticket"),
     "ticket_refill": gettext_lazy("asked for a refill from a ticket"),
     "ticket_cancel": gettext_lazy("asked for a cancel from a ticket"),
+    "payment_approved": gettext_lazy("approved a payment"),
+    "payment_rejected": gettext_lazy("rejected a payment"),
+    "payment_flag_settled": gettext_lazy("settled a flagged payment"),
 }
 
 
@@ -145,11 +149,9 @@ def customers(request: HttpRequest) -> HttpResponse:
 
 # --- one customer --------------------------------------------------------------------------
 
-def customer_payments(customer: User) -> list[Any]:
-    """The customer's payments. Hook: the payments app has not landed on this branch; until
-    it does, deposits show in the ledger (kind "deposit") and this returns nothing. Once it
-    lands, return the customer's latest payments here and the page lists them."""
-    return []
+def customer_payments(customer: User) -> list[Payment]:
+    """The customer's latest payments, newest first, in one query."""
+    return list(Payment.objects.filter(user=customer).select_related("method")[:LATEST])
 
 
 def _custom_rate_rows(customer: User) -> list[dict[str, Any]]:
