@@ -63,6 +63,9 @@ class Category(models.Model):
     position = models.PositiveIntegerField(default=0)
     markup_percent = _percent_field(null=True, blank=True,
                                     help_text="Markup for its services; empty: the default.")
+    # A disabled category takes all its services off sale without touching each one's flag,
+    # so enabling it again brings back exactly the services that were on sale.
+    enabled = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["position", "name"]
@@ -74,7 +77,8 @@ class Category(models.Model):
 
 class ServiceQuerySet(models.QuerySet["Service"]):
     def enabled(self) -> ServiceQuerySet:
-        return self.filter(enabled=True)
+        """On sale: the service and its category enabled."""
+        return self.filter(enabled=True, category__enabled=True)
 
     def with_routes(self) -> ServiceQuerySet:
         return self.select_related("category").prefetch_related(
@@ -123,6 +127,11 @@ class Service(models.Model):
         for route in routes:
             route.service = self
         self._prefetched_objects_cache = {"routes": routes}
+
+    @property
+    def for_sale(self) -> bool:
+        """Enabled, in an enabled category (needs the category loaded, as with_routes does)."""
+        return self.enabled and self.category.enabled
 
     def usable_routes(self) -> list[Route]:
         """Routes in priority order whose upstream service is offered by an enabled provider."""

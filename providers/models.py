@@ -212,3 +212,22 @@ class ServiceChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider_service}: {self.field} {self.old_value} → {self.new_value}"
+
+
+class ProviderBalanceCheck(models.Model):
+    """One balance an upstream reported: the history reconciliation compares with what our
+    orders there should have cost (how the balance moved between two checks)."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE,
+                                 related_name="balance_checks")
+    balance = models.DecimalField(max_digits=18, decimal_places=MONEY_PLACES)
+    currency = models.CharField(max_length=3, blank=True)
+    checked_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-checked_at", "-id"]
+        indexes = [models.Index(fields=["provider", "checked_at"],
+                                name="balance_check_provider_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.provider_id} {self.balance} {self.currency} at {self.checked_at}"
