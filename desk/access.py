@@ -21,9 +21,9 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
-from desk.models import AREAS
+from desk.models import ADMIN_AREA, AREAS
 from desk.queue import attention_count
-from panel.roles import STAFF_GROUP
+from panel.roles import ADMINS_GROUP, STAFF_GROUP
 
 View = Callable[..., HttpResponseBase]
 
@@ -35,7 +35,7 @@ def is_desk_member(user: Any) -> bool:
         return True
     # Cached on the user for the request: the layout asks again for the navigation.
     if not hasattr(user, "_desk_member"):
-        user._desk_member = user.groups.filter(name=STAFF_GROUP).exists()
+        user._desk_member = user.groups.filter(name__in=(STAFF_GROUP, ADMINS_GROUP)).exists()
     return bool(user._desk_member)
 
 
@@ -80,9 +80,21 @@ def desk_view(permission: str | None) -> Callable[[View], View]:
     return decorate
 
 
+def is_admin(user: Any) -> bool:
+    """Whether the user reaches the admin desk: superusers, and members granted its area."""
+    return is_desk_member(user) and bool(user.has_perm(f"desk.{ADMIN_AREA}"))
+
+
+def admin_view(view: View) -> View:
+    """Guard an admin desk view (/staff/admin/): 404 for anybody outside the desk, the second
+    factor, then 403 for staff without the admin area."""
+    return desk_view(ADMIN_AREA)(view)
+
+
 def desk_context(request: HttpRequest) -> dict[str, object]:
-    """The navigation's count badge, on the desk's pages only."""
+    """The navigation's count badge and whether to show the Admin section, on the desk's
+    pages only."""
     match = request.resolver_match
     if match is None or match.namespace != "desk" or not is_desk_member(request.user):
         return {}
-    return {"desk_attention_count": attention_count()}
+    return {"desk_attention_count": attention_count(), "desk_is_admin": is_admin(request.user)}

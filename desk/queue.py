@@ -13,9 +13,10 @@ from django.utils import timezone
 from orders.models import Order, OrderEvent, Refill, Route
 
 # Events whose message is what an upstream said (or what the panel made of its silence):
-# the "last upstream reply" staff read before they resend or attach.
+# the "last upstream reply" staff read before they resend or attach. Not "flagged": that is
+# the panel's own reason, shown as the reason.
 UPSTREAM_KINDS = ("sent", "status", "needs_attention", "route_failed", "route_busy",
-                  "deferred", "flagged", "cancel_sent", "cancel_failed", "cancel_refused",
+                  "deferred", "cancel_sent", "cancel_failed", "cancel_refused",
                   "cancel_unknown", "refill_flagged", "refill_rejected")
 # How many orders the first page lists; past that the page says how many more there are.
 QUEUE_LIMIT = 300

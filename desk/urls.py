@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from desk import admin_urls
 from desk.views import alerts, attention, customers, orders, refills, tickets
 
 app_name = "desk"
@@ -21,3 +22,6 @@ urlpatterns = [
     path("tickets/", tickets.tickets, name="tickets"),
     path("alerts/", alerts.alert_list, name="alerts"),
 ]
+
+# The admin desk, under /staff/admin/ (desk/admin_urls.py).
+urlpatterns += admin_urls.urlpatterns

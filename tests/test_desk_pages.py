@@ -15,6 +15,7 @@ from django.utils import timezone
 from orders.dispatch import dispatch_one
 from orders.models import Order, OrderEvent, Refill
 from orders.placing import place_order
+from panel.templatetags.panel_money import money
 from providers.models import Provider
 from tests.conftest import make_customer, make_service, make_staff, valid_add_params
 
@@ -147,7 +148,8 @@ def test_the_order_page_shows_charge_cost_margin_and_history(desk, service, alic
     page = desk.get(reverse("desk:order", args=[order.pk]))
     text = page.content.decode()
     assert page.context["margin"] == order.charge - order.cost
-    assert str(order.cost) in text and str(order.charge) in text
+    assert money(order.cost) in text and money(order.charge) in text
+    assert money(order.charge - order.cost) in text  # the margin
     assert f"Sandbox order {order.upstream_id}" in text  # the "sent" event
     assert "pw-" not in text
 

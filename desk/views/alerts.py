@@ -14,6 +14,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from desk.access import desk_view
 from orders.models import Order, Refill
@@ -62,9 +63,11 @@ def queue_alert() -> Alert | None:
     if total < settings.DESK_ATTENTION_ALERT and not counts["last_hour"]:
         return None
     level = "error" if total >= settings.DESK_ATTENTION_ALERT else "warning"
-    return Alert(level, _("%(n)s waiting for staff") % {"n": total},
-                 _("%(n)s orders came to need attention in the last hour.") % {
-                     "n": counts["last_hour"]}, reverse("desk:attention"))
+    recent_text = ngettext("%(n)s order came to need attention in the last hour.",
+                           "%(n)s orders came to need attention in the last hour.",
+                           counts["last_hour"]) % {"n": counts["last_hour"]}
+    return Alert(level, _("%(n)s waiting for staff") % {"n": total}, recent_text,
+                 reverse("desk:attention"))
 
 
 def ticket_alert() -> Alert | None:

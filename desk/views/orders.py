@@ -25,6 +25,7 @@ from desk.queue import last_route, order_actions, with_desk_details
 from desk.views import redirect_back
 from orders.models import Order, OrderEvent, Refill, Route
 from panel.models import User
+from panel.templatetags.panel_money import money
 
 PER_PAGE = 50
 CSV_LIMIT = 50_000
@@ -153,8 +154,8 @@ def run_action(staff: User, order: Order, action: str, form: ActionForm) -> str:
     return ""
 
 
-@require_POST
 @desk_view("orders")
+@require_POST
 def order_action(request: HttpRequest, pk: int) -> HttpResponse:
     order = _order(pk)
     action = request.POST.get("action", "")
@@ -200,7 +201,7 @@ def _plan(orders: list[Order], action: str) -> list[dict[str, Any]]:
                 "provider": route.provider, "upstream": route.provider_service.upstream_id}, True
         else:
             what, ok = _("failed, %(amount)s refunded to %(customer)s") % {
-                "amount": order.charge, "customer": order.user.username}, True
+                "amount": money(order.charge), "customer": order.user.username}, True
         plan.append({"order": order, "route": route, "what": what, "ok": ok})
     return plan
 

@@ -77,8 +77,8 @@ REFILL_ACTIONS: dict[str, tuple[Any, RefillAction]] = {
 }
 
 
-@require_POST
 @desk_view("refills_cancels")
+@require_POST
 def refill_action(request: HttpRequest, pk: int) -> HttpResponse:
     refill = get_object_or_404(Refill.objects.select_related("order"), pk=pk)
     action = request.POST.get("action", "")
@@ -142,8 +142,8 @@ CANCEL_ACTIONS: dict[str, tuple[Any, CancelAction]] = {
 }
 
 
-@require_POST
 @desk_view("refills_cancels")
+@require_POST
 def cancel_action(request: HttpRequest, pk: int) -> HttpResponse:
     order = get_object_or_404(Order, pk=pk)
     action = request.POST.get("action", "")
