@@ -4,14 +4,27 @@ the desk, 403 for staff without the admin area."""
 
 from django.urls import path
 
-from desk.views import admin_home, admin_providers
+from desk.views import admin_prices, admin_providers, admin_reports
 
 urlpatterns = [
-    path("admin/", admin_home.dashboard, name="admin_dashboard"),
+    path("admin/", admin_reports.dashboard, name="admin_dashboard"),
     # Providers, their sync and their catalog import.
     path("admin/providers/", admin_providers.provider_list, name="admin_providers"),
-    # Services and prices, categories, reports: placeholders until their pages land.
-    path("admin/services/", admin_home.services, name="admin_services"),
-    path("admin/categories/", admin_home.categories, name="admin_categories"),
-    path("admin/reports/", admin_home.reports, name="admin_reports"),
+    # Services and prices.
+    path("admin/services/", admin_prices.services, name="admin_services"),
+    path("admin/services/bulk/", admin_prices.services_bulk, name="admin_services_bulk"),
+    path("admin/services/<int:pk>/", admin_prices.service_edit, name="admin_service"),
+    path("admin/services/<int:pk>/routes/", admin_prices.route_add,
+         name="admin_service_route_add"),
+    path("admin/services/<int:pk>/routes/<int:route_pk>/", admin_prices.route_action,
+         name="admin_service_route"),
+    path("admin/services/margin-guard/", admin_prices.margin_guard, name="admin_service_guard"),
+    path("admin/categories/", admin_prices.categories, name="admin_categories"),
+    # Reports and reconciliation.
+    path("admin/reports/", admin_reports.reports_page, name="admin_reports"),
+    path("admin/reports/csv/<str:table>/", admin_reports.report_csv, name="admin_report_csv"),
+    path("admin/reports/reconciliation/", admin_reports.reconciliation,
+         name="admin_reconciliation"),
+    path("admin/reports/reconciliation/csv/<str:table>/", admin_reports.reconciliation_csv,
+         name="admin_reconciliation_csv"),
 ]

@@ -166,3 +166,24 @@ def _update_kind(last_rate: Decimal | None, logged: bool, rate: Decimal | None) 
 def services_routed_to(provider_service_ids: Iterable[int]) -> list[int]:
     return list(Route.objects.filter(provider_service_id__in=list(provider_service_ids))
                 .values_list("service_id", flat=True).distinct())
+
+
+# --- the admin's view of prices (the services editor) ----------------------------------------
+
+def margin_percent(price: Decimal | None, cost: Decimal | None) -> Decimal | None:
+    """The markup a price makes over its cost, in percent (what MIN_MARGIN_PERCENT bounds)."""
+    if price is None or not cost:
+        return None
+    return ((price - cost) * HUNDRED / cost).quantize(Decimal("0.1"))
+
+
+def held_at_floor(service: Service) -> bool:
+    """Whether the service's own price (its markup or fixed rate) is below cost plus the
+    minimum margin, so that it sells at the floor instead."""
+    cost = cost_rate(service)
+    return cost is not None and _unguarded_rate(service, cost) < floor_rate(cost)
+
+
+def under_minimum(price: Decimal | None, cost: Decimal | None) -> bool:
+    margin = margin_percent(price, cost)
+    return margin is not None and margin < Decimal(settings.MIN_MARGIN_PERCENT)

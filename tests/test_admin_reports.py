@@ -35,6 +35,10 @@ def _send(order):
 
 @pytest.fixture
 def history(catalog, sandbox, alice, bob):
+    return make_history(catalog, sandbox, alice, bob)
+
+
+def make_history(catalog, sandbox, alice, bob):
     """Orders of every ending, and one the upstream charged more for than its snapshot."""
     service = make_service(catalog, "Default")
     other = make_service(catalog, "Default", upstream={"upstream_id__gt": service.routes.get()
