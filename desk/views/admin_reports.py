@@ -87,7 +87,8 @@ def reports_page(request: HttpRequest) -> HttpResponse:
                           [d.profit for d in days])
     return render(request, "desk/admin/reports.html", {
         "form": form, "query": request.GET.urlencode(), "total": reports.totals(start, end),
-        "chart": chart, "tables": tables, "top": tables["service"][:reports.TOP_SERVICES],
+        "chart": chart, "tables": tables, "busy_days": [d for d in days if d.orders],
+        "top": tables["service"][:reports.TOP_SERVICES],
         "services_more": max(0, len(tables["service"]) - TABLE_ROWS),
         "customers_more": max(0, len(tables["customer"]) - TABLE_ROWS),
         "refunds": reports.refunds(start, end), "first_last": form.days(),
