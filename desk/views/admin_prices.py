@@ -244,9 +244,9 @@ def margin_guard(request: HttpRequest) -> HttpResponse:
     actions = (ServiceChange.objects.filter(note__startswith="margin guard")
                .select_related("provider_service__provider"))
     page = Paginator(actions, PER_PAGE).get_page(request.GET.get("page"))
-    held = Service.objects.held_at_floor()
-    first = list(Service.objects.with_routes().filter(pk__in=held.values("pk"))
+    held = pricing.held_at_floor_ids(Service.objects.all())
+    first = list(Service.objects.with_routes().filter(pk__in=held)
                  .order_by("category__position", "position", "id")[:PER_PAGE])
     return render(request, "desk/admin/margin_guard.html", {
-        "page": page, "page_query": "", "held_count": held.count(),
+        "page": page, "page_query": "", "held_count": len(held),
         "held": price_rows(first)})
