@@ -104,6 +104,12 @@ class Service(models.Model):
                              help_text="Price per 1000 in the panel's currency; overrides markup.")
     position = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
+    # What a later catalog sync may copy from the upstream service of the first route (the
+    # price follows its cost by itself unless the service has a fixed rate).
+    sync_name = models.BooleanField(default=False, help_text="Sync may update the name.")
+    sync_description = models.BooleanField(default=False,
+                                           help_text="Sync may update the description.")
+    sync_bounds = models.BooleanField(default=False, help_text="Sync may update min and max.")
 
     objects = ServiceQuerySet.as_manager()
 

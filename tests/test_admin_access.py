@@ -57,7 +57,8 @@ def test_superusers_and_the_admins_group_reach_every_admin_page(client):
     for user in (root, make_admin()):
         client.force_login(user)
         for path in admin_paths():
-            assert client.get(path).status_code in (200, 404), path  # 404: no provider #1
+            # 404: no provider #1; 405: a POST-only action asked with GET
+            assert client.get(path).status_code in (200, 404, 405), path
         assert client.get(reverse("desk:admin_providers")).status_code == 200
 
 
