@@ -4,10 +4,10 @@ the desk, 403 for staff without the admin area."""
 
 from django.urls import path
 
-from desk.views import admin_catalog, admin_home, admin_providers
+from desk.views import admin_catalog, admin_prices, admin_providers, admin_reports
 
 urlpatterns = [
-    path("admin/", admin_home.dashboard, name="admin_dashboard"),
+    path("admin/", admin_reports.dashboard, name="admin_dashboard"),
     # Providers, their sync and their catalog import.
     path("admin/providers/", admin_providers.provider_list, name="admin_providers"),
     path("admin/providers/add/", admin_providers.provider_add, name="admin_provider_add"),
@@ -23,8 +23,21 @@ urlpatterns = [
     path("admin/providers/<int:pk>/catalog/", admin_catalog.catalog, name="admin_catalog"),
     path("admin/providers/<int:pk>/catalog/import/", admin_catalog.catalog_import,
          name="admin_catalog_import"),
-    # Services and prices, categories, reports: placeholders until their pages land.
-    path("admin/services/", admin_home.services, name="admin_services"),
-    path("admin/categories/", admin_home.categories, name="admin_categories"),
-    path("admin/reports/", admin_home.reports, name="admin_reports"),
+    # Services and prices.
+    path("admin/services/", admin_prices.services, name="admin_services"),
+    path("admin/services/bulk/", admin_prices.services_bulk, name="admin_services_bulk"),
+    path("admin/services/<int:pk>/", admin_prices.service_edit, name="admin_service"),
+    path("admin/services/<int:pk>/routes/", admin_prices.route_add,
+         name="admin_service_route_add"),
+    path("admin/services/<int:pk>/routes/<int:route_pk>/", admin_prices.route_action,
+         name="admin_service_route"),
+    path("admin/services/margin-guard/", admin_prices.margin_guard, name="admin_service_guard"),
+    path("admin/categories/", admin_prices.categories, name="admin_categories"),
+    # Reports and reconciliation.
+    path("admin/reports/", admin_reports.reports_page, name="admin_reports"),
+    path("admin/reports/csv/<str:table>/", admin_reports.report_csv, name="admin_report_csv"),
+    path("admin/reports/reconciliation/", admin_reports.reconciliation,
+         name="admin_reconciliation"),
+    path("admin/reports/reconciliation/csv/<str:table>/", admin_reports.reconciliation_csv,
+         name="admin_reconciliation_csv"),
 ]

@@ -12,6 +12,7 @@ from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.db.models import Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from orders.params import FLAT_TYPES, parse_id
@@ -63,6 +64,9 @@ class Category(models.Model):
     position = models.PositiveIntegerField(default=0)
     markup_percent = _percent_field(null=True, blank=True,
                                     help_text="Markup for its services; empty: the default.")
+    # A disabled category takes all its services off sale without touching each one's flag,
+    # so enabling it again brings back exactly the services that were on sale.
+    enabled = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["position", "name"]
@@ -72,9 +76,46 @@ class Category(models.Model):
         return self.name
 
 
+def _ceil_rate(value: Any) -> Any:
+    """panel.money.quantize_rate in SQL: up to the fifth decimal (rates are positive)."""
+    scale = models.Value(Decimal(10) ** MONEY_PLACES)
+    return models.Func(value * scale, function="CEIL",
+                       output_field=models.DecimalField(max_digits=40, decimal_places=14)
+                       ) / scale
+
+
 class ServiceQuerySet(models.QuerySet["Service"]):
     def enabled(self) -> ServiceQuerySet:
-        return self.filter(enabled=True)
+        """On sale: the service and its category enabled."""
+        return self.filter(enabled=True, category__enabled=True)
+
+    def with_primary_cost(self) -> ServiceQuerySet:
+        """Annotate `primary_cost`: the first usable route's cost per 1000 in the panel's
+        currency, as orders.pricing.cost_rate computes it, in SQL so lists filter on it."""
+        usable = (Route.objects.filter(service=models.OuterRef("pk"),
+                                       provider_service__offered=True,
+                                       provider_service__provider__enabled=True,
+                                       provider_service__provider__buying_paused_at__isnull=True)
+                  .order_by("priority", "id")
+                  .annotate(cost=models.F("provider_service__cost_rate")
+                            * models.F("provider_service__provider__rate_to_panel"))
+                  .values("cost")[:1])
+        return self.annotate(primary_cost=models.Subquery(
+            usable, output_field=models.DecimalField(max_digits=40, decimal_places=14)))
+
+    def held_at_floor(self) -> ServiceQuerySet:
+        """Services whose own price (markup or fixed rate) is under cost plus the minimum
+        margin, so they sell at the floor: orders.pricing.held_at_floor, in SQL."""
+        cost = models.F("primary_cost")
+        minimum = 1 + Decimal(settings.MIN_MARGIN_PERCENT) / 100
+        markup = Coalesce("markup_percent", "category__markup_percent",
+                          models.Value(Decimal(settings.DEFAULT_MARKUP_PERCENT)))
+        return self.with_primary_cost().annotate(
+            floor=_ceil_rate(cost * minimum),
+            marked_up=_ceil_rate(cost * (1 + markup / 100)),
+        ).filter(Q(primary_cost__isnull=False)).filter(
+            Q(fixed_rate__isnull=False, fixed_rate__lt=models.F("floor"))
+            | Q(fixed_rate__isnull=True, marked_up__lt=models.F("floor")))
 
     def with_routes(self) -> ServiceQuerySet:
         return self.select_related("category").prefetch_related(
@@ -129,6 +170,11 @@ class Service(models.Model):
         for route in routes:
             route.service = self
         self._prefetched_objects_cache = {"routes": routes}
+
+    @property
+    def for_sale(self) -> bool:
+        """Enabled, in an enabled category (needs the category loaded, as with_routes does)."""
+        return self.enabled and self.category.enabled
 
     def usable_routes(self) -> list[Route]:
         """Routes in priority order whose upstream service is offered by an enabled provider."""

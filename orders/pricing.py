@@ -92,7 +92,9 @@ def guard_margins(provider_service_ids: list[int]) -> list[Service]:
     """After a sync changed these upstream services: reprice or disable (MARGIN_GUARD_ACTION)
     every enabled service whose own price would now sell below cost plus the minimum margin,
     and say why in the catalog change log. Returns the services it touched."""
-    services = (Service.objects.enabled().with_routes()
+    # The service's own flag, not its category's: a service in a category switched off for
+    # a while must not come back on sale below the floor.
+    services = (Service.objects.filter(enabled=True).with_routes()
                 .filter(routes__provider_service_id__in=provider_service_ids).distinct())
     touched, notes = [], []
     for service in services:
@@ -139,7 +141,7 @@ def record_service_updates(service_ids: Iterable[int]) -> list[ServiceUpdate]:
               .order_by("service_id", "-created_at", "-id").distinct("service_id")}
     entries = []
     for service in Service.objects.with_routes().filter(pk__in=ids):
-        rate = base_rate(service) if service.enabled else None
+        rate = base_rate(service) if service.for_sale else None
         previous = latest.get(service.pk)
         kind = _update_kind(previous.new_rate if previous else None, previous is not None, rate)
         if kind:
@@ -164,3 +166,24 @@ def _update_kind(last_rate: Decimal | None, logged: bool, rate: Decimal | None) 
 def services_routed_to(provider_service_ids: Iterable[int]) -> list[int]:
     return list(Route.objects.filter(provider_service_id__in=list(provider_service_ids))
                 .values_list("service_id", flat=True).distinct())
+
+
+# --- the admin's view of prices (the services editor) ----------------------------------------
+
+def margin_percent(price: Decimal | None, cost: Decimal | None) -> Decimal | None:
+    """The markup a price makes over its cost, in percent (what MIN_MARGIN_PERCENT bounds)."""
+    if price is None or not cost:
+        return None
+    return ((price - cost) * HUNDRED / cost).quantize(Decimal("0.1"))
+
+
+def held_at_floor(service: Service) -> bool:
+    """Whether the service's own price (its markup or fixed rate) is below cost plus the
+    minimum margin, so that it sells at the floor instead."""
+    cost = cost_rate(service)
+    return cost is not None and unguarded_rate(service, cost) < floor_rate(cost)
+
+
+def under_minimum(price: Decimal | None, cost: Decimal | None) -> bool:
+    margin = margin_percent(price, cost)
+    return margin is not None and margin < Decimal(settings.MIN_MARGIN_PERCENT)

@@ -262,3 +262,22 @@ class SyncRun(models.Model):
         SyncRun.objects.filter(pk=self.pk).update(**fields)
         for name, value in fields.items():
             setattr(self, name, value)
+
+
+class ProviderBalanceCheck(models.Model):
+    """One balance an upstream reported: the history reconciliation compares with what our
+    orders there should have cost (how the balance moved between two checks)."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE,
+                                 related_name="balance_checks")
+    balance = models.DecimalField(max_digits=18, decimal_places=MONEY_PLACES)
+    currency = models.CharField(max_length=3, blank=True)
+    checked_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-checked_at", "-id"]
+        indexes = [models.Index(fields=["provider", "checked_at"],
+                                name="balance_check_provider_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.provider_id} {self.balance} {self.currency} at {self.checked_at}"

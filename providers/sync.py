@@ -18,7 +18,14 @@ from django.utils import timezone
 from providers.alerts import alert_admins
 from providers.client import ProviderError, UpstreamService
 from providers.keys import KeyDecryptionError
-from providers.models import RATE_PLACES, Provider, ProviderService, ServiceChange, SyncRun
+from providers.models import (
+    RATE_PLACES,
+    Provider,
+    ProviderBalanceCheck,
+    ProviderService,
+    ServiceChange,
+    SyncRun,
+)
 
 log = logging.getLogger(__name__)
 
@@ -201,10 +208,15 @@ def check_balance(provider: Provider) -> Decimal | None:
     except ProviderError as exc:
         log.warning("balance check of %s failed: %s", provider.name, exc.message)
         return None
-    Provider.objects.filter(pk=provider.pk).update(
-        balance=balance.amount, balance_currency=balance.currency,
-        balance_checked_at=timezone.now(),
-    )
+    now = timezone.now()
+    with transaction.atomic():
+        Provider.objects.filter(pk=provider.pk).update(
+            balance=balance.amount, balance_currency=balance.currency, balance_checked_at=now,
+        )
+        # The history reconciliation reads: every reported balance, not only the latest.
+        ProviderBalanceCheck.objects.create(provider=provider, balance=balance.amount,
+                                            currency=(balance.currency or "")[:3],
+                                            checked_at=now)
     provider.check_reported_currency(balance.currency, "its balance")
     threshold = provider.low_balance_threshold
     low = threshold is not None and balance.amount < threshold

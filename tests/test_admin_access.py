@@ -57,7 +57,7 @@ def test_superusers_and_the_admins_group_reach_every_admin_page(client):
     for user in (root, make_admin()):
         client.force_login(user)
         for path in admin_paths():
-            # 404: no provider #1; 405: a POST-only action asked with GET
+            # 404: no provider #1; 405: an action that only takes POST.
             assert client.get(path).status_code in (200, 404, 405), path
         assert client.get(reverse("desk:admin_providers")).status_code == 200
 

@@ -86,7 +86,7 @@ def _priced(user: User, services: list[Service]) -> list[PricedService]:
 
 def _categories() -> QuerySet[Category]:
     return Category.objects.filter(
-        Exists(Service.objects.filter(category=OuterRef("pk"), enabled=True)))
+        Exists(Service.objects.filter(category=OuterRef("pk"), enabled=True)), enabled=True)
 
 
 def search_services(query: str, category_id: int | None) -> QuerySet[Service]:

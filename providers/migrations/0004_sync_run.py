@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('providers', '0002_currency_mismatch_pause'),
+        ('providers', '0003_provider_balance_check'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

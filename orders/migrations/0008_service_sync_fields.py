@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orders', '0006_service_updates'),
+        ('orders', '0007_category_enabled'),
     ]
 
     operations = [
