@@ -49,7 +49,7 @@ def order_actions(order: Order) -> list[str]:
     if status == Order.Status.QUEUED:
         return ["fail_and_refund"] + (["dismiss"] if order.flagged_at else [])
     actions: list[str] = []
-    if status in Order.POLLED:
+    if status in Order.POLLED and not order.runs_by_panel:
         actions = ["mark_completed", "cancel_by_hand"]
     elif status == Order.Status.PARTIAL and not order.refunded and not order.parent_id:
         actions = ["settle_remains"] if order.refund_units() is not None else []

@@ -122,6 +122,12 @@ class Service(models.Model):
                              help_text="Price per 1000 in the panel's currency; overrides markup.")
     position = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
+    # What a later catalog sync may copy from the upstream service of the first route (the
+    # price follows its cost by itself unless the service has a fixed rate).
+    sync_name = models.BooleanField(default=False, help_text="Sync may update the name.")
+    sync_description = models.BooleanField(default=False,
+                                           help_text="Sync may update the description.")
+    sync_bounds = models.BooleanField(default=False, help_text="Sync may update min and max.")
 
     objects = ServiceQuerySet.as_manager()
 
@@ -406,6 +412,12 @@ class Order(models.Model):
     def is_terminal(self) -> bool:
         return self.status in self.TERMINAL
 
+    @property
+    def runs_by_panel(self) -> bool:
+        """A drip-feed the panel runs itself, one child order per run: live without an
+        upstream order of its own. Its runs settle it; staff act on the runs."""
+        return self.parent_id is None and self.status in self.POLLED and self.upstream_id is None
+
     def to_api_dict(self, currency: str) -> dict[str, str]:
         """API v2 `status`: what the customer paid (net of refunds), the seed's status words."""
         remains = self.remains if self.remains is not None else (
@@ -670,7 +682,7 @@ class Order(models.Model):
         say): Completed, and the charge stays paid. Not for an order never bought (fail and
         refund it) nor one already refunded in part (a refund is never taken back)."""
         expected = (self.Status.NEEDS_ATTENTION, *self.POLLED)
-        if self.refunded or not reason.strip():
+        if self.refunded or not reason.strip() or self.runs_by_panel:
             return False
         with transaction.atomic():
             if not self.compare_and_set(expected, status=self.Status.COMPLETED, remains=0,
@@ -685,7 +697,7 @@ class Order(models.Model):
     def cancel_by_hand(self, actor_id: int, reason: str) -> bool:
         """Staff saw upstream that the order was canceled there (the cancel went through but
         polling cannot tell): Canceled and the whole charge back, as polling would do."""
-        if not reason.strip():
+        if not reason.strip() or self.runs_by_panel:
             return False
         with transaction.atomic():
             if not self.compare_and_set(self.POLLED, status=self.Status.CANCELED,

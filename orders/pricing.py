@@ -82,7 +82,7 @@ def charge_for(rate: Decimal, units: int, service_type: str) -> Decimal:
     return max(quantize_money(amount), SMALLEST)
 
 
-def _unguarded_rate(service: Service, cost: Decimal) -> Decimal:
+def unguarded_rate(service: Service, cost: Decimal) -> Decimal:
     if service.fixed_rate is not None:
         return service.fixed_rate
     return quantize_rate(cost * (1 + markup_percent(service) / HUNDRED))
@@ -101,7 +101,7 @@ def guard_margins(provider_service_ids: list[int]) -> list[Service]:
         route = primary_route(service)
         if route is None:
             continue
-        cost, price = route.cost_rate(), _unguarded_rate(service, route.cost_rate())
+        cost, price = route.cost_rate(), unguarded_rate(service, route.cost_rate())
         floor = floor_rate(cost)
         if price >= floor:
             continue
@@ -181,7 +181,7 @@ def held_at_floor(service: Service) -> bool:
     """Whether the service's own price (its markup or fixed rate) is below cost plus the
     minimum margin, so that it sells at the floor instead."""
     cost = cost_rate(service)
-    return cost is not None and _unguarded_rate(service, cost) < floor_rate(cost)
+    return cost is not None and unguarded_rate(service, cost) < floor_rate(cost)
 
 
 def held_at_floor_ids(services: ServiceQuerySet) -> list[int]:

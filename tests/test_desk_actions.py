@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from desk.models import AuditEntry
-from orders.dispatch import dispatch_one
+from orders.dispatch import dispatch_due, dispatch_one
 from orders.models import Order, OrderEvent, Refill
 from orders.placing import place_order
 from orders.polling import poll_orders
@@ -307,3 +307,51 @@ def test_cancel_refused_and_canceled_by_hand(catalog, alice, desk):
     assert {a.action for a in AuditEntry.objects.filter(order=order)} == {
         "refuse_cancel", "cancel_by_hand"}
     assert ledger.mismatched_balances() == []
+
+
+def test_a_rejected_refill_is_not_sent_again_over_the_customers_new_one(catalog, alice, desk):
+    from orders.refills import request_refill
+
+    order = completed_refillable(catalog, alice)
+    old = request_refill(alice, order.pk)
+    desk.post(reverse("desk:refill_action", args=[old.pk]),
+              {"action": "reject", "reason": "Nothing dropped."})
+    new = request_refill(alice, order.pk)  # the customer asks again
+    desk.post(reverse("desk:refill_action", args=[old.pk]), {"action": "resend"})
+    old.refresh_from_db()
+    assert old.status == "rejected"  # one active refill per order, in the database too
+    assert Refill.objects.get(pk=new.pk).status == "queued"
+    assert not AuditEntry.objects.filter(action="resend_refill").exists()
+
+
+def test_the_customer_reads_why_a_cancel_was_refused(catalog, alice, desk, client):
+    from orders.cancels import request_cancel
+
+    service = make_service(catalog, "Default", upstream={"cancel": True}, cancel=True)
+    order = place(alice, service)
+    dispatch_one(order.pk)
+    request_cancel(alice, order.pk)
+    desk.post(reverse("desk:cancel_action", args=[order.pk]),
+              {"action": "refuse", "reason": "It is half delivered already."})
+    client.force_login(alice)
+    page = client.get(reverse("order_detail", args=[order.pk])).content.decode()
+    assert "Your cancel request was declined: It is half delivered already." in page
+    assert "refuse_cancel" not in page  # the staff's own history entry stays on the desk
+
+
+def test_a_drip_feed_the_panel_runs_is_settled_by_its_runs_not_by_hand(catalog, alice, desk):
+    from django.utils import timezone
+
+    service = make_service(catalog, "Default", upstream={"dripfeed": False}, dripfeed=True)
+    parent = place_order(alice, service.pk, {"link": "https://x.com/drip", "runs": 2,
+                                             "quantity": service.min_quantity, "interval": 5})
+    dispatch_one(parent.pk)
+    Order.objects.filter(parent=parent).update(next_check_at=timezone.now())
+    dispatch_due()
+    parent.refresh_from_db()
+    assert parent.status in Order.POLLED and parent.upstream_id is None
+    act(desk, parent, "mark_completed", reason="looks done")
+    act(desk, parent, "cancel_by_hand", reason="canceled?")
+    parent.refresh_from_db()
+    assert parent.status in Order.POLLED and refunds(parent) == []
+    assert not AuditEntry.objects.exists()

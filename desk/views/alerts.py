@@ -18,6 +18,7 @@ from django.utils.translation import ngettext
 
 from desk.access import desk_view
 from orders.models import Order, Refill
+from panel.templatetags.panel_money import money_text
 from providers.models import Provider
 
 
@@ -41,16 +42,23 @@ def provider_alerts() -> list[Alert]:
                  and p.balance < p.low_balance_threshold)
         if p.low_balance_alerted or below:
             alerts.append(Alert("error", _("Low balance at %(p)s") % {"p": p.name},
-                                _("Balance %(b)s %(c)s, threshold %(t)s (checked %(at)s).") % {
-                                    "b": p.balance if p.balance is not None else "?",
-                                    "c": p.balance_currency or p.currency,
-                                    "t": p.low_balance_threshold or "—",
-                                    "at": timezone.localtime(p.balance_checked_at).strftime(
-                                        "%Y-%m-%d %H:%M") if p.balance_checked_at else "—"}))
+                                _low_balance_text(p)))
         if p.last_sync_ok is False:
             alerts.append(Alert("warning", _("Catalog sync failed at %(p)s") % {"p": p.name},
                                 p.last_sync_message))
     return alerts
+
+
+def _low_balance_text(p: Provider) -> str:
+    currency = p.balance_currency or p.currency
+    text = _("Balance %(balance)s %(currency)s, below the threshold of %(threshold)s.") % {
+        "balance": money_text(p.balance) if p.balance is not None else "?",
+        "currency": currency,
+        "threshold": money_text(p.low_balance_threshold) if p.low_balance_threshold else "—"}
+    if p.balance_checked_at:
+        checked = timezone.localtime(p.balance_checked_at).strftime("%Y-%m-%d %H:%M")
+        text += " " + _("Checked %(at)s.") % {"at": checked}
+    return text
 
 
 def queue_alert() -> Alert | None:

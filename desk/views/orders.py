@@ -69,6 +69,7 @@ def order_list(request: HttpRequest) -> HttpResponse:
     params.pop("page", None)
     return render(request, "desk/orders.html", {
         "form": form, "page": page, "page_query": params.urlencode(),
+        "filtering": any(v for k, v in request.GET.items() if k not in ("q", "page")),
         "rows": [{"order": o, "route": last_route(o)} for o in page.object_list]})
 
 
