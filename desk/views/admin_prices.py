@@ -18,6 +18,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from desk.access import admin_view
@@ -130,7 +131,8 @@ def services_bulk(request: HttpRequest) -> HttpResponse:
               markup_percent=str(form.cleaned_data.get("markup_percent") or ""),
               category=getattr(form.cleaned_data.get("category"), "pk", None))
         _changed(ids)
-    messages.success(request, _("%(count)s services changed.") % {"count": count})
+    messages.success(request, ngettext("%(count)s service changed.", "%(count)s services changed.",
+                                       count) % {"count": count})
     return redirect_back(request, back)
 
 
