@@ -245,3 +245,34 @@ def test_a_later_sync_updates_only_what_the_import_allowed(provider, sandbox):
     assert (follows.min_quantity, follows.max_quantity) == (7, 777)
     assert stays.name == b.name and stays.min_quantity == b.min_quantity
     assert follow_upstream([]) == 0
+
+
+def test_import_into_one_of_ours_while_the_catalog_is_filtered(admin_client, provider):
+    """The filter's upstream `category` travels with the import form beside our category."""
+    from desk.models import AuditEntry
+
+    sync_catalog(provider)
+    one = importable(provider).filter(type="Default").first()
+    ours = Category.objects.create(name="Ours", markup_percent=Decimal(15))
+    url = reverse("desk:admin_catalog_import", args=[provider.pk])
+    form = {"ids": [one.pk], "category": one.category, "q": one.name[:8], "target": "existing",
+            "into": ours.pk, "pricing": "markup", "markup_percent": "", "follow_price": "on",
+            "action": "import"}
+    assert admin_client.post(url, form).status_code == 302
+    service = Service.objects.get()
+    assert service.category == ours and service.markup_percent is None  # the category's 15%
+    assert AuditEntry.objects.filter(action="catalog.import").get().details["count"] == 1
+    # "All matching the filter" takes the filtered rows, not the ticked ones.
+    matching = importable(provider).filter(category=one.category, name__icontains=one.name[:8])
+    admin_client.post(url, {**form, "ids": [], "all_matching": "on"})
+    assert Service.objects.count() == 1 + matching.count()
+
+
+def test_the_catalog_shows_the_cost_in_both_currencies(admin_client, sandbox):
+    provider = make_provider(sandbox, name="Euro", currency="EUR",
+                             rate_to_panel=Decimal("2"))
+    sync_catalog(provider)
+    page = admin_client.get(reverse("desk:admin_catalog", args=[provider.pk]))
+    row = page.context["rows"][0]
+    assert row.panel_cost == row.upstream.cost_rate * 2
+    assert "Cost (EUR)" in page.content.decode()
