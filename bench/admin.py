@@ -103,7 +103,8 @@ def main() -> int:
         pages = [("catalog page", f"/staff/admin/providers/{provider.pk}/catalog/",
                   f"/floor/catalog/{provider.pk}/"),
                  ("catalog, filtered", f"/staff/admin/providers/{provider.pk}/catalog/"
-                  "?q=Followers&type=Default", f"/floor/catalog/{provider.pk}/"),
+                  "?q=Followers&type=Default",
+                  f"/floor/catalog/{provider.pk}/?q=Followers&type=Default"),
                  ("services editor", "/staff/admin/services/", "/floor/services/"),
                  ("providers list", "/staff/admin/providers/", None)]
         print(f"{'page':24} {'ms':>7} {'floor ms':>9} {'queries':>8}")

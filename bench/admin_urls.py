@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404
 from django.template import Context, Template
 from django.urls import path
 
+from desk.views.admin_catalog import CatalogFilter
 from orders import pricing
 from orders.importing import importable
 from orders.models import Route, Service
@@ -24,7 +25,8 @@ _ROWS = Template("<table>{% for u in rows %}<tr><td>{{ u.upstream_id }}</td><td>
 def catalog_floor(request: HttpRequest, pk: int) -> HttpResponse:
     provider = get_object_or_404(Provider, pk=pk)
     sold = Prefetch("routes", queryset=Route.objects.select_related("service__category"))
-    page = Paginator(importable(provider).prefetch_related(sold), 50).get_page(1)
+    rows = CatalogFilter(request.GET, []).apply(importable(provider))  # the page's filter
+    page = Paginator(rows.defer("raw").prefetch_related(sold), 50).get_page(1)
     return HttpResponse(_ROWS.render(Context({"rows": page})))
 
 

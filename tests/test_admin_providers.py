@@ -276,3 +276,18 @@ def test_the_catalog_shows_the_cost_in_both_currencies(admin_client, sandbox):
     row = page.context["rows"][0]
     assert row.panel_cost == row.upstream.cost_rate * 2
     assert "Cost (EUR)" in page.content.decode()
+
+
+def test_a_lost_sync_does_not_block_the_button(admin_client, provider,
+                                               django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    lost = SyncRun.objects.create(provider=provider,
+                                  queued_at=timezone.now() - timedelta(minutes=11))
+    with django_capture_on_commit_callbacks(execute=False):
+        admin_client.post(reverse("desk:admin_provider_sync", args=[provider.pk]), **HTMX)
+    lost.refresh_from_db()
+    assert lost.phase == SyncRun.Phase.FAILED and "no worker" in lost.message
+    assert SyncRun.objects.filter(phase=SyncRun.Phase.QUEUED).count() == 1
