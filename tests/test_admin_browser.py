@@ -108,6 +108,11 @@ def test_an_admin_connects_syncs_and_imports_a_second_provider(browser_page, liv
     expect(page.get_by_text("10 services imported from Second sandbox.")).to_be_visible()
     screenshot(page, "admin", "imported")
 
+    page.get_by_role("link", name="Providers", exact=True).click()
+    expect(page.locator(".admin-providers")).to_contain_text("Second sandbox")
+    expect(page.locator(".admin-providers")).to_contain_text("10000 USD")  # tested balance
+    screenshot(page, "admin", "providers-after")
+
     services = list(Service.objects.filter(category__name="Imported at 40%"))
     assert len(services) == 10 and all(s.markup_percent == Decimal(40) for s in services)
     assert all(s.routes.get().provider_service.provider.name == "Second sandbox"

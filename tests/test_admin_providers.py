@@ -67,6 +67,8 @@ def test_test_connection_shows_the_balance_and_service_count(admin_client, provi
     assert 'data-connection="ok"' in page
     assert f"{len(sandbox.services())} services" in page
     assert f"{sandbox.balance(sandbox.key).normalize():f}" in page
+    provider.refresh_from_db()  # stored, as a balance check would
+    assert provider.balance == sandbox.balance(sandbox.key) and provider.balance_checked_at
 
 
 def test_test_connection_shows_the_exact_error(admin_client, sandbox):
