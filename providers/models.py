@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -214,6 +215,23 @@ class ServiceChange(models.Model):
         return f"{self.provider_service}: {self.field} {self.old_value} → {self.new_value}"
 
 
+# A sync takes seconds; one unfinished after this was lost (the broker dropped the kick, or
+# the worker died) and must not block the Sync now button for ever.
+SYNC_RUN_GIVEN_UP_AFTER = timedelta(minutes=10)
+
+
+class SyncRunQuerySet(models.QuerySet["SyncRun"]):
+    def unfinished(self) -> SyncRunQuerySet:
+        return self.exclude(phase__in=SyncRun.FINISHED)
+
+    def give_up_lost(self) -> int:
+        """Mark failed the unfinished runs older than SYNC_RUN_GIVEN_UP_AFTER."""
+        now = timezone.now()
+        return self.unfinished().filter(queued_at__lt=now - SYNC_RUN_GIVEN_UP_AFTER).update(
+            phase=SyncRun.Phase.FAILED, finished_at=now,
+            message="no worker finished this sync; ask again")
+
+
 class SyncRun(models.Model):
     """One catalog sync asked for from the admin desk, as its page shows it while it runs:
     the task moves it through its phases and writes the counts when it is done."""
@@ -240,6 +258,8 @@ class SyncRun(models.Model):
     queued_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = SyncRunQuerySet.as_manager()
 
     class Meta:
         ordering = ["-queued_at", "-id"]

@@ -16,7 +16,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from providers.alerts import alert_admins
-from providers.client import ProviderError, UpstreamService
+from providers.client import Balance, ProviderError, UpstreamService
 from providers.keys import KeyDecryptionError
 from providers.models import (
     RATE_PLACES,
@@ -208,6 +208,13 @@ def check_balance(provider: Provider) -> Decimal | None:
     except ProviderError as exc:
         log.warning("balance check of %s failed: %s", provider.name, exc.message)
         return None
+    record_balance(provider, balance)
+    return balance.amount
+
+
+def record_balance(provider: Provider, balance: Balance) -> None:
+    """Store a balance the upstream reported (and its history), pause buying when it came in
+    another currency, and alert once when it crosses the low-balance threshold."""
     now = timezone.now()
     with transaction.atomic():
         Provider.objects.filter(pk=provider.pk).update(
@@ -229,7 +236,6 @@ def check_balance(provider: Provider) -> Decimal | None:
     elif flipped:
         log.info("provider %s balance recovered: %s %s", provider.name, balance.amount,
                  balance.currency)
-    return balance.amount
 
 
 def report_out_of_funds(provider: Provider, upstream_message: str) -> None:
@@ -262,11 +268,12 @@ class ConnectionCheck:
 
 
 def check_connection(provider: Provider) -> ConnectionCheck:
-    """Ask the upstream for its balance and its catalog, through the SSRF-guarded client;
-    nothing is stored."""
+    """Ask the upstream for its balance and its catalog, through the SSRF-guarded client.
+    The balance is stored as a balance check would (the catalog waits for a sync)."""
     try:
         with provider.client() as client:
             balance = client.balance()
+            record_balance(provider, balance)
             services = client.services()
     except ProviderError as exc:
         return ConnectionCheck(ok=False, error=f"{exc.action or 'call'}: {exc.message}")

@@ -6,19 +6,22 @@ under var/screenshots/admin/."""
 
 from __future__ import annotations
 
-import threading
 from decimal import Decimal
 
 import pytest
 from django.db import connections
 
 from orders.models import Service
-from providers.models import SyncRun
-from providers.tasks import run_requested_sync
 from tests.conftest import log_in_browser, make_customer, make_provider, screenshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SECOND_KEY = "second-provider-key-0123456789"
+
+
+def screenshot_part(page, locator, name: str) -> None:
+    """One part of a long page (the phone's catalog is 50 cards tall), beside the whole."""
+    path = screenshot(page, "admin", name)
+    locator.screenshot(path=str(path))
 
 
 @pytest.fixture(autouse=True)
@@ -28,23 +31,17 @@ def admin_settings(settings):
 
 @pytest.fixture
 def worker():
-    """Stands in for a Celery worker: runs each queued SyncRun's task as the worker would
-    (the task itself, against the test database and the sandbox over HTTP)."""
-    stop = threading.Event()
+    """A Celery worker in this process, on the configured broker: the page's Sync now kick
+    reaches it as in production, and its task runs against the test database and the
+    sandbox over HTTP."""
+    from celery.contrib.testing.worker import start_worker
 
-    def work() -> None:
-        while not stop.is_set():
-            for pk in SyncRun.objects.filter(phase=SyncRun.Phase.QUEUED).values_list(
-                    "pk", flat=True):
-                run_requested_sync.apply(args=(pk,))
-            stop.wait(0.2)
-        connections.close_all()
+    from panel.celery import app as celery_app
 
-    thread = threading.Thread(target=work, daemon=True)
-    thread.start()
-    yield
-    stop.set()
-    thread.join(10)
+    with start_worker(celery_app, pool="solo", perform_ping_check=False, loglevel="WARNING",
+                      shutdown_timeout=10):
+        yield
+    connections.close_all()
 
 
 def test_an_admin_connects_syncs_and_imports_a_second_provider(browser_page, live_server,
@@ -99,6 +96,8 @@ def test_an_admin_connects_syncs_and_imports_a_second_provider(browser_page, liv
     page.get_by_label("Into a new category").check()
     page.get_by_label("New category's name").fill("Imported at 40%")
     page.get_by_label("Markup %").fill("40")
+    screenshot_part(page, page.locator("#import-form > .card"), "catalog-import-options")
+    screenshot_part(page, page.locator(".admin-catalog-table tbody tr").first, "catalog-row")
     page.get_by_role("button", name="Preview prices").click()
 
     expect(page.get_by_role("heading", name="Import 10 services")).to_be_visible()
@@ -108,6 +107,11 @@ def test_an_admin_connects_syncs_and_imports_a_second_provider(browser_page, liv
     page.get_by_role("button", name="Import 10 services").click()
     expect(page.get_by_text("10 services imported from Second sandbox.")).to_be_visible()
     screenshot(page, "admin", "imported")
+
+    page.get_by_role("link", name="Providers", exact=True).click()
+    expect(page.locator(".admin-providers")).to_contain_text("Second sandbox")
+    expect(page.locator(".admin-providers")).to_contain_text("10000 USD")  # tested balance
+    screenshot(page, "admin", "providers-after")
 
     services = list(Service.objects.filter(category__name="Imported at 40%"))
     assert len(services) == 10 and all(s.markup_percent == Decimal(40) for s in services)

@@ -67,6 +67,8 @@ def test_test_connection_shows_the_balance_and_service_count(admin_client, provi
     assert 'data-connection="ok"' in page
     assert f"{len(sandbox.services())} services" in page
     assert f"{sandbox.balance(sandbox.key).normalize():f}" in page
+    provider.refresh_from_db()  # stored, as a balance check would
+    assert provider.balance == sandbox.balance(sandbox.key) and provider.balance_checked_at
 
 
 def test_test_connection_shows_the_exact_error(admin_client, sandbox):
@@ -245,3 +247,49 @@ def test_a_later_sync_updates_only_what_the_import_allowed(provider, sandbox):
     assert (follows.min_quantity, follows.max_quantity) == (7, 777)
     assert stays.name == b.name and stays.min_quantity == b.min_quantity
     assert follow_upstream([]) == 0
+
+
+def test_import_into_one_of_ours_while_the_catalog_is_filtered(admin_client, provider):
+    """The filter's upstream `category` travels with the import form beside our category."""
+    from desk.models import AuditEntry
+
+    sync_catalog(provider)
+    one = importable(provider).filter(type="Default").first()
+    ours = Category.objects.create(name="Ours", markup_percent=Decimal(15))
+    url = reverse("desk:admin_catalog_import", args=[provider.pk])
+    form = {"ids": [one.pk], "category": one.category, "q": one.name[:8], "target": "existing",
+            "into": ours.pk, "pricing": "markup", "markup_percent": "", "follow_price": "on",
+            "action": "import"}
+    assert admin_client.post(url, form).status_code == 302
+    service = Service.objects.get()
+    assert service.category == ours and service.markup_percent is None  # the category's 15%
+    assert AuditEntry.objects.filter(action="catalog.import").get().details["count"] == 1
+    # "All matching the filter" takes the filtered rows, not the ticked ones.
+    matching = importable(provider).filter(category=one.category, name__icontains=one.name[:8])
+    admin_client.post(url, {**form, "ids": [], "all_matching": "on"})
+    assert Service.objects.count() == 1 + matching.count()
+
+
+def test_the_catalog_shows_the_cost_in_both_currencies(admin_client, sandbox):
+    provider = make_provider(sandbox, name="Euro", currency="EUR",
+                             rate_to_panel=Decimal("2"))
+    sync_catalog(provider)
+    page = admin_client.get(reverse("desk:admin_catalog", args=[provider.pk]))
+    row = page.context["rows"][0]
+    assert row.panel_cost == row.upstream.cost_rate * 2
+    assert "Cost (EUR)" in page.content.decode()
+
+
+def test_a_lost_sync_does_not_block_the_button(admin_client, provider,
+                                               django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    lost = SyncRun.objects.create(provider=provider,
+                                  queued_at=timezone.now() - timedelta(minutes=11))
+    with django_capture_on_commit_callbacks(execute=False):
+        admin_client.post(reverse("desk:admin_provider_sync", args=[provider.pk]), **HTMX)
+    lost.refresh_from_db()
+    assert lost.phase == SyncRun.Phase.FAILED and "no worker" in lost.message
+    assert SyncRun.objects.filter(phase=SyncRun.Phase.QUEUED).count() == 1

@@ -27,7 +27,7 @@ from orders.models import Category, Route, ServiceType
 from panel.models import User
 from providers.models import Provider, ProviderService
 
-PER_PAGE = 100
+PER_PAGE = 50
 PREVIEW_ROWS = 200  # a preview of more shows these and the totals; the import takes all
 
 
@@ -77,8 +77,9 @@ class ImportForm(forms.Form):
     all_matching = forms.BooleanField(required=False)
     target = forms.ChoiceField(label=gettext_lazy("Category"), choices=TARGETS,
                                widget=forms.RadioSelect, initial="new")
-    category = forms.ModelChoiceField(label=gettext_lazy("Our category"), required=False,
-                                      queryset=Category.objects.all())
+    # Not "category": the catalog's filter of that name travels in the same form.
+    into = forms.ModelChoiceField(label=gettext_lazy("Our category"), required=False,
+                                  queryset=Category.objects.all())
     new_category = forms.CharField(label=gettext_lazy("New category's name"), required=False,
                                    max_length=200)
     pricing = forms.ChoiceField(label=gettext_lazy("Price"), choices=PRICINGS,
@@ -106,8 +107,8 @@ class ImportForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         target = data.get("target")
-        if target == "existing" and not data.get("category"):
-            self.add_error("category", _("Choose the category."))
+        if target == "existing" and not data.get("into"):
+            self.add_error("into", _("Choose the category."))
         if target == "new":
             name = (data.get("new_category") or "").strip()
             if not name:
@@ -125,7 +126,7 @@ class ImportForm(forms.Form):
         data = self.cleaned_data
         fixed = data["pricing"] == "fixed"
         return ImportPlan(
-            category=data["category"] if data["target"] == "existing" else None,
+            category=data["into"] if data["target"] == "existing" else None,
             new_category=data["new_category"].strip() if data["target"] == "new" else "",
             map_categories=data["target"] == "map",
             markup_percent=None if fixed else data["markup_percent"],
@@ -171,12 +172,13 @@ def catalog(request: HttpRequest, pk: int) -> HttpResponse:
     provider = get_object_or_404(Provider, pk=pk)
     filters, rows = _filtered(request.GET, provider)
     sold = Prefetch("routes", queryset=Route.objects.select_related("service__category"))
-    paginator = Paginator(rows.prefetch_related(sold), PER_PAGE)
+    # Not the raw reply: the list does not show it, and it widens every row PostgreSQL sorts.
+    paginator = Paginator(rows.defer("raw").prefetch_related(sold), PER_PAGE)
     page = paginator.get_page(request.GET.get("page"))
     return render(request, "desk/admin/catalog.html", {
         "provider": provider, "filters": filters, "page": page,
         "rows": _catalog_rows(provider, page), "page_query": filters.query(),
-        "form": ImportForm(), "categories": Category.objects.all(),
+        "form": ImportForm(), "categories": Category.objects.only("pk", "name"),
     })
 
 

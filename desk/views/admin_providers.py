@@ -103,8 +103,9 @@ def provider_test(request: HttpRequest, pk: int) -> HttpResponseBase:
 @require_POST
 def provider_sync(request: HttpRequest, pk: int) -> HttpResponseBase:
     provider = get_object_or_404(Provider, pk=pk)
-    running = provider.sync_runs.exclude(phase__in=SyncRun.FINISHED).first()
-    run = running
+    provider.sync_runs.give_up_lost()
+    # A press while a sync is queued or running shows that one rather than starting another.
+    run = provider.sync_runs.unfinished().first()
     if run is None:
         with transaction.atomic():
             run = SyncRun.objects.create(provider=provider, requested_by=_admin(request))
