@@ -191,3 +191,23 @@ def test_the_quick_floor_list_agrees_with_pricing(services, settings):
     in_sql = set(pricing.held_at_floor_ids(Service.objects.all()))
     in_python = {s.pk for s in Service.objects.with_routes() if pricing.held_at_floor(s)}
     assert in_sql == in_python == {services[0].pk, services[1].pk}
+
+
+def test_staff_without_the_admin_area_change_nothing(client, services):
+    from tests.conftest import make_staff
+
+    client.force_login(make_staff("sam", "orders", "balances"))
+    service = services[0]
+    response = client.post(reverse("desk:admin_services_bulk"),
+                           {"ids": [service.pk], "action": "disable"})
+    assert response.status_code == 403
+    response = client.post(reverse("desk:admin_service", args=[service.pk]),
+                           {"name": "taken over", "fixed_rate": "0.01"})
+    assert response.status_code == 403
+    client.force_login(make_customer("carol"))
+    assert client.post(reverse("desk:admin_service_route", args=[
+        service.pk, service.routes.get().pk]), {"action": "remove"}).status_code == 404
+    service.refresh_from_db()
+    assert service.enabled and service.name != "taken over" and service.fixed_rate is None
+    assert service.routes.count() == 1
+    assert not AuditEntry.objects.exists()
