@@ -2,7 +2,7 @@
 
 import runpy
 
-BENCHES = ["sync", "poll", "api", "pages"]
+BENCHES = ["sync", "poll", "api", "pages", "admin"]
 
 if __name__ == "__main__":
     for name in BENCHES:

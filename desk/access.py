@@ -21,9 +21,9 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
-from desk.models import AREAS
+from desk.models import ADMIN_AREA, AREAS
 from desk.queue import attention_count
-from panel.roles import STAFF_GROUP
+from panel.roles import ADMINS_GROUP, STAFF_GROUP
 from payments.models import Payment
 
 View = Callable[..., HttpResponseBase]
@@ -36,7 +36,7 @@ def is_desk_member(user: Any) -> bool:
         return True
     # Cached on the user for the request: the layout asks again for the navigation.
     if not hasattr(user, "_desk_member"):
-        user._desk_member = user.groups.filter(name=STAFF_GROUP).exists()
+        user._desk_member = user.groups.filter(name__in=(STAFF_GROUP, ADMINS_GROUP)).exists()
     return bool(user._desk_member)
 
 
@@ -97,13 +97,26 @@ def desk_view(permission: str | None) -> Callable[[View], View]:
     return decorate
 
 
+def is_admin(user: Any) -> bool:
+    """Whether the user reaches the admin desk: superusers, and members granted its area."""
+    return is_desk_member(user) and bool(user.has_perm(f"desk.{ADMIN_AREA}"))
+
+
+def admin_view(view: View) -> View:
+    """Guard an admin desk view (/staff/admin/): 404 for anybody outside the desk, the second
+    factor, then 403 for staff without the admin area."""
+    return desk_view(ADMIN_AREA)(view)
+
+
 def desk_context(request: HttpRequest) -> dict[str, object]:
-    """The navigation's count badges, on the desk's pages only: the attention queue, and
-    for members with the payments area, the payments waiting for staff."""
+    """The navigation's count badges and whether to show the Admin section, on the desk's
+    pages only: the attention queue, and for members with the payments area, the payments
+    waiting for staff."""
     match = request.resolver_match
     if match is None or match.namespace != "desk" or not is_desk_member(request.user):
         return {}
-    context: dict[str, object] = {"desk_attention_count": attention_count()}
+    context: dict[str, object] = {"desk_attention_count": attention_count(),
+                                  "desk_is_admin": is_admin(request.user)}
     if request.user.has_perm("desk.payments"):
         context["desk_payments_count"] = Payment.objects.needing_staff().count()
     return context

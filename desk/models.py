@@ -39,6 +39,7 @@ class AuditEntry(models.Model):
             ("balances", "Desk: customers' balances"),
             ("tickets", "Desk: support tickets"),
             ("payments", "Desk: payments"),
+            ("admin_desk", "Admin desk: providers, catalog, prices and reports"),
         ]
 
     def __str__(self) -> str:
@@ -46,7 +47,10 @@ class AuditEntry(models.Model):
 
 
 # The desk's areas, as `desk_view(permission)` names them.
-AREAS = ("orders", "refills_cancels", "balances", "tickets", "payments")
+AREAS = ("orders", "refills_cancels", "balances", "tickets", "payments", "admin_desk")
+# The admin desk (/staff/admin/): superusers, and whoever is granted this area (the Admins
+# group of panel.roles has it).
+ADMIN_AREA = "admin_desk"
 
 
 def audit(actor: User, action: str, reason: str = "", order: Order | None = None,

@@ -123,8 +123,9 @@ def grouped(orders: list[Order]) -> list[Group]:
         provider = provider_name(order)
         key = (provider, start, order.park_phase)
         groups.setdefault(key, Group(provider, start, order.park_phase)).orders.append(order)
+    # Within a provider's hour, the parked sends (unknown outcomes) before the flagged rest.
     return sorted(groups.values(),
-                  key=lambda g: (g.provider, -g.window_start.timestamp(), g.phase))
+                  key=lambda g: (g.provider, -g.window_start.timestamp(), not g.phase, g.phase))
 
 
 def queue_orders() -> tuple[list[Order], int]:

@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from desk import admin_urls
 from desk.views import alerts, attention, customers, orders, payments, refills, tickets
 
 app_name = "desk"
@@ -41,3 +42,6 @@ urlpatterns = [
     path("payments/<int:pk>/reject/", payments.payment_reject, name="payment_reject"),
     path("payments/<int:pk>/settle/", payments.payment_settle, name="payment_settle"),
 ]
+
+# The admin desk, under /staff/admin/ (desk/admin_urls.py).
+urlpatterns += admin_urls.urlpatterns

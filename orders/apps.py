@@ -23,12 +23,17 @@ class OrdersConfig(AppConfig):
                             dispatch_uid="orders-update-route-deleted")
 
 
-def _guard_margins(sender: Any, changed_ids: list[int], **kwargs: Any) -> None:
+def _guard_margins(sender: Any, changed_ids: list[int], **kwargs: Any) -> int:
+    """Returns how many services the margin guard repriced, for the sync's report."""
+    from orders.importing import follow_upstream
     from orders.pricing import guard_margins, record_service_updates, services_routed_to
 
-    guard_margins(changed_ids)
+    repriced = guard_margins(changed_ids)
+    # Names, descriptions and bounds follow where the admin allowed it at import.
+    follow_upstream(changed_ids)
     # Costs moved (or services vanished upstream): list prices follow; log what customers see.
     record_service_updates(services_routed_to(changed_ids))
+    return len(repriced)
 
 
 def _service_saved(sender: Any, instance: Any, raw: bool = False, **kwargs: Any) -> None:

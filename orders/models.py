@@ -64,6 +64,9 @@ class Category(models.Model):
     position = models.PositiveIntegerField(default=0)
     markup_percent = _percent_field(null=True, blank=True,
                                     help_text="Markup for its services; empty: the default.")
+    # A disabled category takes all its services off sale without touching each one's flag,
+    # so enabling it again brings back exactly the services that were on sale.
+    enabled = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["position", "name"]
@@ -75,7 +78,22 @@ class Category(models.Model):
 
 class ServiceQuerySet(models.QuerySet["Service"]):
     def enabled(self) -> ServiceQuerySet:
-        return self.filter(enabled=True)
+        """On sale: the service and its category enabled."""
+        return self.filter(enabled=True, category__enabled=True)
+
+    def with_primary_cost(self) -> ServiceQuerySet:
+        """Annotate `primary_cost`: the first usable route's cost per 1000 in the panel's
+        currency, as orders.pricing.cost_rate computes it, in one query for a whole list."""
+        usable = (Route.objects.filter(service=models.OuterRef("pk"),
+                                       provider_service__offered=True,
+                                       provider_service__provider__enabled=True,
+                                       provider_service__provider__buying_paused_at__isnull=True)
+                  .order_by("priority", "id")
+                  .annotate(cost=models.F("provider_service__cost_rate")
+                            * models.F("provider_service__provider__rate_to_panel"))
+                  .values("cost")[:1])
+        return self.annotate(primary_cost=models.Subquery(
+            usable, output_field=models.DecimalField(max_digits=40, decimal_places=14)))
 
     def with_routes(self) -> ServiceQuerySet:
         return self.select_related("category").prefetch_related(
@@ -105,6 +123,12 @@ class Service(models.Model):
                              help_text="Price per 1000 in the panel's currency; overrides markup.")
     position = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
+    # What a later catalog sync may copy from the upstream service of the first route (the
+    # price follows its cost by itself unless the service has a fixed rate).
+    sync_name = models.BooleanField(default=False, help_text="Sync may update the name.")
+    sync_description = models.BooleanField(default=False,
+                                           help_text="Sync may update the description.")
+    sync_bounds = models.BooleanField(default=False, help_text="Sync may update min and max.")
 
     objects = ServiceQuerySet.as_manager()
 
@@ -124,6 +148,11 @@ class Service(models.Model):
         for route in routes:
             route.service = self
         self._prefetched_objects_cache = {"routes": routes}
+
+    @property
+    def for_sale(self) -> bool:
+        """Enabled, in an enabled category (needs the category loaded, as with_routes does)."""
+        return self.enabled and self.category.enabled
 
     def usable_routes(self) -> list[Route]:
         """Routes in priority order whose upstream service is offered by an enabled provider."""

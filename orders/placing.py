@@ -118,7 +118,8 @@ def _catalog_entry(service_id: int) -> Service | None:
     cached = _catalog.get(service_id)
     if cached is not None and cached[0] > now:
         return cached[1]
-    routes = list(Route.objects.filter(service_id=service_id, service__enabled=True)
+    routes = list(Route.objects.filter(service_id=service_id, service__enabled=True,
+                                       service__category__enabled=True)
                   .select_related("service__category", "provider_service__provider")
                   .order_by("priority", "id"))
     service = routes[0].service if routes else None

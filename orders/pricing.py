@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from django.conf import settings
 
-from orders.models import Route, Service, ServiceUpdate
+from orders.models import Route, Service, ServiceQuerySet, ServiceUpdate
 from orders.params import FLAT_TYPES
 from panel.models import User
 from panel.money import SMALLEST, quantize_money, quantize_rate
@@ -82,7 +82,7 @@ def charge_for(rate: Decimal, units: int, service_type: str) -> Decimal:
     return max(quantize_money(amount), SMALLEST)
 
 
-def _unguarded_rate(service: Service, cost: Decimal) -> Decimal:
+def unguarded_rate(service: Service, cost: Decimal) -> Decimal:
     if service.fixed_rate is not None:
         return service.fixed_rate
     return quantize_rate(cost * (1 + markup_percent(service) / HUNDRED))
@@ -92,14 +92,16 @@ def guard_margins(provider_service_ids: list[int]) -> list[Service]:
     """After a sync changed these upstream services: reprice or disable (MARGIN_GUARD_ACTION)
     every enabled service whose own price would now sell below cost plus the minimum margin,
     and say why in the catalog change log. Returns the services it touched."""
-    services = (Service.objects.enabled().with_routes()
+    # The service's own flag, not its category's: a service in a category switched off for
+    # a while must not come back on sale below the floor.
+    services = (Service.objects.filter(enabled=True).with_routes()
                 .filter(routes__provider_service_id__in=provider_service_ids).distinct())
     touched, notes = [], []
     for service in services:
         route = primary_route(service)
         if route is None:
             continue
-        cost, price = route.cost_rate(), _unguarded_rate(service, route.cost_rate())
+        cost, price = route.cost_rate(), unguarded_rate(service, route.cost_rate())
         floor = floor_rate(cost)
         if price >= floor:
             continue
@@ -139,7 +141,7 @@ def record_service_updates(service_ids: Iterable[int]) -> list[ServiceUpdate]:
               .order_by("service_id", "-created_at", "-id").distinct("service_id")}
     entries = []
     for service in Service.objects.with_routes().filter(pk__in=ids):
-        rate = base_rate(service) if service.enabled else None
+        rate = base_rate(service) if service.for_sale else None
         previous = latest.get(service.pk)
         kind = _update_kind(previous.new_rate if previous else None, previous is not None, rate)
         if kind:
@@ -164,3 +166,48 @@ def _update_kind(last_rate: Decimal | None, logged: bool, rate: Decimal | None) 
 def services_routed_to(provider_service_ids: Iterable[int]) -> list[int]:
     return list(Route.objects.filter(provider_service_id__in=list(provider_service_ids))
                 .values_list("service_id", flat=True).distinct())
+
+
+# --- the admin's view of prices (the services editor) ----------------------------------------
+
+def margin_percent(price: Decimal | None, cost: Decimal | None) -> Decimal | None:
+    """The markup a price makes over its cost, in percent (what MIN_MARGIN_PERCENT bounds)."""
+    if price is None or not cost:
+        return None
+    return ((price - cost) * HUNDRED / cost).quantize(Decimal("0.1"))
+
+
+def held_at_floor(service: Service) -> bool:
+    """Whether the service's own price (its markup or fixed rate) is below cost plus the
+    minimum margin, so that it sells at the floor instead."""
+    cost = cost_rate(service)
+    return cost is not None and unguarded_rate(service, cost) < floor_rate(cost)
+
+
+def held_at_floor_ids(services: ServiceQuerySet) -> list[int]:
+    """The ids of `services` held at the floor, as held_at_floor decides, from one pass over
+    their usable routes (the first per service, by DISTINCT ON): a catalog of 10,000 takes
+    a fraction of a second, where loading each service with its routes would not."""
+    usable = Route.objects.filter(service__in=services.order_by().values("pk"),
+                                  provider_service__offered=True,
+                                  provider_service__provider__enabled=True,
+                                  provider_service__provider__buying_paused_at__isnull=True)
+    rows = (usable.order_by("service_id", "priority", "id").distinct("service_id")
+            .values_list("service_id", "service__fixed_rate", "service__markup_percent",
+                         "service__category__markup_percent", "provider_service__cost_rate",
+                         "provider_service__provider__rate_to_panel"))
+    default = Decimal(settings.DEFAULT_MARKUP_PERCENT)
+    held = []
+    for pk, fixed, markup, category_markup, upstream_cost, conversion in rows:
+        cost = upstream_cost * conversion  # Provider.to_panel_currency
+        if markup is None:
+            markup = category_markup if category_markup is not None else default
+        price = fixed if fixed is not None else quantize_rate(cost * (1 + markup / HUNDRED))
+        if price < floor_rate(cost):
+            held.append(pk)
+    return held
+
+
+def under_minimum(price: Decimal | None, cost: Decimal | None) -> bool:
+    margin = margin_percent(price, cost)
+    return margin is not None and margin < Decimal(settings.MIN_MARGIN_PERCENT)

@@ -5,6 +5,9 @@ from django.contrib.auth.models import Group, Permission
 
 STAFF_GROUP = "Staff"
 CUSTOMER_GROUP = "Customers"
+# Admins who are not superusers: the admin desk (providers, catalog, prices, reports) and
+# every staff area, without the Django admin's power over every row.
+ADMINS_GROUP = "Admins"
 
 # Staff handle orders, refills and customers' questions; they do not configure providers
 # or prices (admins, i.e. superusers, do).
@@ -23,4 +26,6 @@ def ensure_groups() -> tuple[Group, Group]:
         | Permission.objects.filter(content_type__app_label="desk",
                                     codename__in=STAFF_DESK_AREAS)
     )
+    admins, _ = Group.objects.get_or_create(name=ADMINS_GROUP)
+    admins.permissions.set(Permission.objects.filter(content_type__app_label="desk"))
     return staff, customers

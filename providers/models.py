@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -353,3 +354,91 @@ class ServiceChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider_service}: {self.field} {self.old_value} → {self.new_value}"
+
+
+# A sync takes seconds; one unfinished after this was lost (the broker dropped the kick, or
+# the worker died) and must not block the Sync now button for ever.
+SYNC_RUN_GIVEN_UP_AFTER = timedelta(minutes=10)
+
+
+class SyncRunQuerySet(models.QuerySet["SyncRun"]):
+    def unfinished(self) -> SyncRunQuerySet:
+        return self.exclude(phase__in=SyncRun.FINISHED)
+
+    def give_up_lost(self) -> int:
+        """Mark failed the unfinished runs older than SYNC_RUN_GIVEN_UP_AFTER."""
+        now = timezone.now()
+        return self.unfinished().filter(queued_at__lt=now - SYNC_RUN_GIVEN_UP_AFTER).update(
+            phase=SyncRun.Phase.FAILED, finished_at=now,
+            message="no worker finished this sync; ask again")
+
+
+class SyncRun(models.Model):
+    """One catalog sync asked for from the admin desk, as its page shows it while it runs:
+    the task moves it through its phases and writes the counts when it is done."""
+
+    class Phase(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        FETCHING = "fetching", "Fetching the catalog"
+        APPLYING = "applying", "Applying changes"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    FINISHED = (Phase.DONE, Phase.FAILED)
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="sync_runs")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
+                                     null=True, blank=True, related_name="+")
+    phase = models.CharField(max_length=10, choices=Phase.choices, default=Phase.QUEUED)
+    created = models.PositiveIntegerField(default=0)
+    changed = models.PositiveIntegerField(default=0)
+    retired = models.PositiveIntegerField(default=0)
+    reappeared = models.PositiveIntegerField(default=0)
+    repriced = models.PositiveIntegerField(default=0)
+    message = models.TextField(blank=True)
+    queued_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = SyncRunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-queued_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.provider_id} sync {self.queued_at:%Y-%m-%d %H:%M} {self.phase}"
+
+    @property
+    def finished(self) -> bool:
+        return self.phase in self.FINISHED
+
+    def move_to(self, phase: str, **fields: Any) -> None:
+        """Record a phase (and any counts) at once, outside any transaction the sync holds,
+        so the page polling this row sees it while the sync goes on."""
+        fields["phase"] = phase
+        if phase == self.Phase.FETCHING:
+            fields["started_at"] = timezone.now()
+        if phase in self.FINISHED:
+            fields["finished_at"] = timezone.now()
+        SyncRun.objects.filter(pk=self.pk).update(**fields)
+        for name, value in fields.items():
+            setattr(self, name, value)
+
+
+class ProviderBalanceCheck(models.Model):
+    """One balance an upstream reported: the history reconciliation compares with what our
+    orders there should have cost (how the balance moved between two checks)."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE,
+                                 related_name="balance_checks")
+    balance = models.DecimalField(max_digits=18, decimal_places=MONEY_PLACES)
+    currency = models.CharField(max_length=3, blank=True)
+    checked_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-checked_at", "-id"]
+        indexes = [models.Index(fields=["provider", "checked_at"],
+                                name="balance_check_provider_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.provider_id} {self.balance} {self.currency} at {self.checked_at}"

@@ -16,19 +16,24 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from providers.alerts import alert_admins
-from providers.client import ProviderError, UpstreamService
+from providers.client import Balance, ProviderError, UpstreamService
+from providers.keys import KeyDecryptionError
 from providers.models import (
     RATE_PLACES,
     SMALLEST_MONEY,
     Provider,
+    ProviderBalanceCheck,
     ProviderService,
     ServiceChange,
+    SyncRun,
 )
 
 log = logging.getLogger(__name__)
 
 # Sent after a sync committed, with provider= and changed_ids= (ProviderService pks whose
-# cost, bounds or flags changed, or that vanished or reappeared). Pricing listens to it.
+# cost, bounds, flags, name or description changed, or that vanished or reappeared). Pricing
+# listens to it; a receiver may return how many of our services it repriced, which the sync
+# reports (the margin guard does).
 catalog_changed = Signal()
 
 _RATE_QUANTUM = Decimal(1).scaleb(-RATE_PLACES)
@@ -54,38 +59,53 @@ class SyncResult:
     updated: int = 0
     retired: int = 0
     reappeared: int = 0
+    repriced: int = 0
     changed_ids: list[int] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"{self.created} new, {self.updated} changed, {self.retired} retired, "
+        text = (f"{self.created} new, {self.updated} changed, {self.retired} retired, "
                 f"{self.reappeared} reappeared")
+        return f"{text}, {self.repriced} repriced" if self.repriced else text
 
 
-def sync_catalog(provider: Provider) -> SyncResult:
+def sync_catalog(provider: Provider, run: SyncRun | None = None) -> SyncResult:
     """Fetch the upstream's `services` and bring our copy in line, in a constant number of
     queries. Refuses to retire anything when the upstream fails or lists nothing: an empty
-    reply is far likelier a broken upstream than a provider that sells nothing."""
+    reply is far likelier a broken upstream than a provider that sells nothing. `run`, when
+    the admin desk asked for this sync, is moved through its phases as the sync goes."""
+    if run is not None:
+        run.move_to(SyncRun.Phase.FETCHING)
     try:
         services = provider.client().services()
     except ProviderError as exc:
         provider.refused_key(exc, "the catalog sync")
-        return _refused(provider, f"services failed: {exc.message}")
+        return _refused(provider, f"services failed: {exc.message}", run)
     if not services:
-        return _refused(provider, "the upstream listed no services; nothing was retired")
+        return _refused(provider, "the upstream listed no services; nothing was retired", run)
+    if run is not None:
+        run.move_to(SyncRun.Phase.APPLYING)
     with transaction.atomic():
         # Serialise syncs of one provider (two beats, or a button pressed during a sweep).
         Provider.objects.select_for_update().filter(pk=provider.pk).first()
         result = _apply_catalog(provider, services)
-        provider.record_sync(True, result.summary())
     if result.changed_ids:
-        catalog_changed.send(sender=Provider, provider=provider, changed_ids=result.changed_ids)
+        replies: list[tuple[Any, Any]] = catalog_changed.send(
+            sender=Provider, provider=provider, changed_ids=result.changed_ids)
+        result.repriced = sum(r for _, r in replies if isinstance(r, int))
+    provider.record_sync(True, result.summary())
+    if run is not None:
+        run.move_to(SyncRun.Phase.DONE, created=result.created, changed=result.updated,
+                    retired=result.retired, reappeared=result.reappeared,
+                    repriced=result.repriced, message=result.summary())
     log.info("catalog sync of %s: %s", provider.name, result.summary())
     return result
 
 
-def _refused(provider: Provider, message: str) -> SyncResult:
+def _refused(provider: Provider, message: str, run: SyncRun | None = None) -> SyncResult:
     log.warning("catalog sync of %s refused: %s", provider.name, message)
     provider.record_sync(False, message)
+    if run is not None:
+        run.move_to(SyncRun.Phase.FAILED, message=message)
     return SyncResult(ok=False, message=message)
 
 
@@ -108,6 +128,9 @@ def _apply_catalog(provider: Provider, services: list[UpstreamService]) -> SyncR
     listed = {s.service: s for s in services}  # a repeated id: the last one wins
     existing = {ps.upstream_id: ps for ps in ProviderService.objects.filter(provider=provider)}
     result = SyncResult(ok=True)
+    # Not in the change log (too long to show), but our services that follow the upstream's
+    # description must hear of it.
+    described: set[int] = set()
     upserts: list[ProviderService] = []
     changes: list[tuple[ProviderService, str, str, str, str]] = []
     for upstream_id, service in listed.items():
@@ -124,6 +147,8 @@ def _apply_catalog(provider: Provider, services: list[UpstreamService]) -> SyncR
             if not row.offered:
                 diffs.append((ServiceChange.Field.REAPPEARED, "", ""))
                 result.reappeared += 1
+            if row.description != service.description:
+                described.add(row.pk)
             if not diffs and row.raw == service.raw:
                 continue
             result.updated += bool(diffs)
@@ -150,8 +175,8 @@ def _apply_catalog(provider: Provider, services: list[UpstreamService]) -> SyncR
                       note=note, created_at=now)
         for row, f, old, new, note in changes
     )
-    new_rows = {row.pk for row, f, _, _, _ in changes if f == ServiceChange.Field.NEW}
-    result.changed_ids = sorted({row.pk for row, _, _, _, _ in changes} - new_rows)
+    result.changed_ids = sorted(
+        {row.pk for row, f, _, _, _ in changes if f != ServiceChange.Field.NEW} | described)
     _alert_tiny_costs(provider, [(row, note) for row, _, _, _, note in changes if note])
     return result
 
@@ -245,10 +270,22 @@ def check_balance(provider: Provider) -> Decimal | None:
         log.warning("balance check of %s failed: %s", provider.name, exc.message)
         provider.refused_key(exc, "the balance check")
         return None
-    Provider.objects.filter(pk=provider.pk).update(
-        balance=balance.amount, balance_currency=balance.currency,
-        balance_checked_at=timezone.now(),
-    )
+    record_balance(provider, balance)
+    return balance.amount
+
+
+def record_balance(provider: Provider, balance: Balance) -> None:
+    """Store a balance the upstream reported (and its history), pause buying when it came in
+    another currency, and alert once when it crosses the low-balance threshold."""
+    now = timezone.now()
+    with transaction.atomic():
+        Provider.objects.filter(pk=provider.pk).update(
+            balance=balance.amount, balance_currency=balance.currency, balance_checked_at=now,
+        )
+        # The history reconciliation reads: every reported balance, not only the latest.
+        ProviderBalanceCheck.objects.create(provider=provider, balance=balance.amount,
+                                            currency=(balance.currency or "")[:3],
+                                            checked_at=now)
     provider.check_reported_currency(balance.currency, "its balance")
     threshold = provider.low_balance_threshold
     low = threshold is not None and balance.amount < threshold
@@ -261,7 +298,6 @@ def check_balance(provider: Provider) -> Decimal | None:
     elif flipped:
         log.info("provider %s balance recovered: %s %s", provider.name, balance.amount,
                  balance.currency)
-    return balance.amount
 
 
 def report_out_of_funds(provider: Provider, upstream_message: str) -> None:
@@ -279,3 +315,31 @@ def _alert_low_balance(provider: Provider, amount: Decimal, currency: str) -> No
                f"threshold of {provider.low_balance_threshold}. Orders routed to it will fail "
                f"with 'not enough funds' once it runs out: top it up.")
     alert_admins(f"Low balance at provider {provider.name}", message)
+
+
+@dataclass
+class ConnectionCheck:
+    """What the test-connection button shows: the upstream's balance and catalog size, or
+    the exact error (the key scrubbed from it, as the client does for every error)."""
+
+    ok: bool
+    balance: Decimal | None = None
+    currency: str = ""
+    service_count: int | None = None
+    error: str = ""
+
+
+def check_connection(provider: Provider) -> ConnectionCheck:
+    """Ask the upstream for its balance and its catalog, through the SSRF-guarded client.
+    The balance is stored as a balance check would (the catalog waits for a sync)."""
+    try:
+        with provider.client() as client:
+            balance = client.balance()
+            record_balance(provider, balance)
+            services = client.services()
+    except ProviderError as exc:
+        return ConnectionCheck(ok=False, error=f"{exc.action or 'call'}: {exc.message}")
+    except KeyDecryptionError as exc:
+        return ConnectionCheck(ok=False, error=str(exc))
+    return ConnectionCheck(ok=True, balance=balance.amount, currency=balance.currency or "",
+                           service_count=len(services))

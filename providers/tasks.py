@@ -3,7 +3,7 @@
 from celery import shared_task
 
 from providers import sync
-from providers.models import Provider
+from providers.models import Provider, SyncRun
 
 
 @shared_task(name="providers.tasks.sync_all_catalogs")
@@ -25,3 +25,14 @@ def sync_provider_catalog(provider_id: int) -> bool:
 @shared_task(name="providers.tasks.check_balances")
 def check_balances() -> None:
     sync.check_balances()
+
+
+@shared_task(name="providers.tasks.run_requested_sync")
+def run_requested_sync(run_id: int) -> bool:
+    """A sync asked for from the admin desk: its SyncRun row shows the progress."""
+    # Compare-and-set: a duplicate delivery of the task finds the run taken and does nothing.
+    if not SyncRun.objects.filter(pk=run_id, phase=SyncRun.Phase.QUEUED).update(
+            phase=SyncRun.Phase.FETCHING):
+        return False
+    run = SyncRun.objects.select_related("provider").get(pk=run_id)
+    return sync.sync_catalog(run.provider, run).ok

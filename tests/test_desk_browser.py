@@ -117,9 +117,12 @@ def test_staff_resolve_resend_and_settle_with_the_second_factor(
     expect(page.locator(f"#order-{again.pk}")).to_contain_text("outcome unknown")
     screenshot(page, "desk", "attention")
 
-    # A group's action first confirms, listing what would happen to each order.
+    # A group's action first confirms, listing what would happen to each order. The two
+    # parked sends broke alike (their replies could not be read): one group, before the
+    # flagged Partial's.
     page.locator(".desk-group").first.get_by_role("button", name="Fail and refund all…").click()
-    expect(page.get_by_role("heading", level=1)).to_contain_text("3 orders")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("2 orders")
+    expect(page.locator(".desk-plan")).to_contain_text(f"#{found.pk}")
     expect(page.locator(".desk-plan")).to_contain_text(f"#{again.pk}")
     screenshot(page, "desk", "bulk")
     page.locator(".desk-bulk").get_by_role("link", name="Cancel", exact=True).click()

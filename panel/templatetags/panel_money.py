@@ -24,3 +24,12 @@ def money(value: Decimal | int | str | None) -> str:
     if value is None or value == "":
         return ""
     return f"{money_text(Decimal(value))} {settings.PANEL_CURRENCY}"
+
+
+@register.filter
+def money_in(value: Decimal | int | str | None, currency: str) -> str:
+    """`{{ amount|money_in:provider.currency }}`: money in another currency than the panel's
+    (a provider's balance, say), written the same way."""
+    if value is None or value == "":
+        return ""
+    return f"{money_text(Decimal(value))} {currency}"
