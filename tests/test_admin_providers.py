@@ -293,3 +293,29 @@ def test_a_lost_sync_does_not_block_the_button(admin_client, provider,
     lost.refresh_from_db()
     assert lost.phase == SyncRun.Phase.FAILED and "no worker" in lost.message
     assert SyncRun.objects.filter(phase=SyncRun.Phase.QUEUED).count() == 1
+
+
+def test_upstream_categories_map_into_ours_or_new_ones(admin_client, provider):
+    sync_catalog(provider)
+    by_category: dict[str, ProviderService] = {}
+    for u in importable(provider).filter(type="Default"):
+        by_category.setdefault(u.category, u)
+    first, second, third = list(by_category.values())[:3]
+    ours = Category.objects.create(name="Our followers", markup_percent=Decimal(50))
+    url = reverse("desk:admin_catalog_import", args=[provider.pk])
+    form = {"ids": [first.pk, second.pk, third.pk], "target": "map", "pricing": "markup",
+            "follow_price": "on"}
+    preview = admin_client.post(url, {**form, "action": "preview"})
+    assert [m.upstream for m in preview.context["mapping"]] == sorted(
+        [first.category, second.category, third.category])
+    mapped = {"mapfrom_1": first.category, "map_1": "Our followers",
+              "mapfrom_2": second.category, "map_2": "Brand new",
+              "mapfrom_3": third.category, "map_3": ""}  # empty: its own name
+    again = admin_client.post(url, {**form, **mapped, "action": "preview"})
+    row = next(r for r in again.context["rows"] if r.upstream == first)
+    assert row.service.category == ours and row.price == (row.cost * Decimal("1.5")).quantize(
+        row.price)
+    assert admin_client.post(url, {**form, **mapped, "action": "import"}).status_code == 302
+    assert Service.objects.get(routes__provider_service=first).category == ours
+    assert Service.objects.get(routes__provider_service=second).category.name == "Brand new"
+    assert Service.objects.get(routes__provider_service=third).category.name == third.category
