@@ -62,6 +62,8 @@ def test_an_admin_connects_syncs_and_imports_a_second_provider(browser_page, liv
     page.get_by_label("API URL").fill(sandbox.url)
     page.get_by_label("API key").fill(SECOND_KEY)
     page.get_by_label("Currency", exact=True).fill("USD")
+    page.get_by_role("button", name="Test connection").click()  # before saving
+    expect(page.locator("[data-connection=ok]")).to_be_visible()
     screenshot(page, "admin", "provider-add")
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("heading", name="Second sandbox")).to_be_visible()

@@ -319,3 +319,22 @@ def test_upstream_categories_map_into_ours_or_new_ones(admin_client, provider):
     assert Service.objects.get(routes__provider_service=first).category == ours
     assert Service.objects.get(routes__provider_service=second).category.name == "Brand new"
     assert Service.objects.get(routes__provider_service=third).category.name == third.category
+
+
+def test_test_connection_on_the_form_before_saving(admin_client, sandbox, settings):
+    url = reverse("desk:admin_provider_try")
+    page = admin_client.post(url, {"api_url": sandbox.url, "api_key": sandbox.key},
+                             **HTMX).content.decode()
+    assert 'data-connection="ok"' in page and not Provider.objects.exists()
+    wrong = admin_client.post(url, {"api_url": sandbox.url, "api_key": "nope"}, **HTMX)
+    assert 'data-connection="error"' in wrong.content.decode()
+    # The edit form's empty key means the stored one.
+    saved = make_provider(sandbox)
+    page = admin_client.post(url, {"api_url": sandbox.url, "api_key": "", "pk": saved.pk},
+                             **HTMX).content.decode()
+    assert 'data-connection="ok"' in page
+    # Every call is vetted: a private address is refused when they are not allowed.
+    settings.PROVIDER_ALLOW_PRIVATE_ADDRESSES = False
+    page = admin_client.post(url, {"api_url": sandbox.url, "api_key": sandbox.key},
+                             **HTMX).content.decode()
+    assert 'data-connection="error"' in page and "127.0.0.1" in page

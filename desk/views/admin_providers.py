@@ -19,7 +19,7 @@ from orders.models import Order, kick
 from panel.models import User
 from providers.forms import ProviderForm
 from providers.models import Provider, ServiceChange, SyncRun
-from providers.sync import check_connection
+from providers.sync import ConnectionCheck, check_connection
 
 CHANGES_SHOWN = 100
 
@@ -121,3 +121,19 @@ def sync_status(request: HttpRequest, pk: int, run_pk: int) -> HttpResponse:
     run = get_object_or_404(SyncRun.objects.select_related("provider"), pk=run_pk,
                             provider_id=pk)
     return render(request, "desk/admin/_sync_run.html", {"provider": run.provider, "run": run})
+
+
+@admin_view
+@require_POST
+def provider_try(request: HttpRequest) -> HttpResponse:
+    """Test connection on the add and edit forms: the values typed, before saving (an empty
+    key on the edit form means the stored one)."""
+    pk = request.POST.get("pk", "")
+    saved = Provider.objects.filter(pk=int(pk)).first() if pk.isdigit() else None
+    key = request.POST.get("api_key", "").strip() or (saved.api_key if saved else "")
+    trial = Provider(name=request.POST.get("name", "") or "new provider",
+                     api_url=request.POST.get("api_url", "").strip())
+    trial.api_key = key
+    check = check_connection(trial) if trial.api_url and key else ConnectionCheck(
+        ok=False, error=_("Give the API URL and key first."))
+    return render(request, "desk/admin/_connection.html", {"check": check})
