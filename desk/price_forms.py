@@ -10,6 +10,7 @@ from django import forms
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from orders import pricing
 from orders.models import Category, Service, ServiceQuerySet
 from orders.params import parse_id
 from providers.models import Provider, ProviderService
@@ -48,7 +49,7 @@ class ServiceFilterForm(forms.Form):
         elif state == "disabled":
             services = services.filter(enabled=False)
         elif state == "floor":
-            services = services.held_at_floor()
+            services = services.filter(pk__in=pricing.held_at_floor_ids(services))
         return services
 
 

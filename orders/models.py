@@ -12,7 +12,6 @@ from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.db.models import Q
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from orders.params import FLAT_TYPES, parse_id
@@ -76,14 +75,6 @@ class Category(models.Model):
         return self.name
 
 
-def _ceil_rate(value: Any) -> Any:
-    """panel.money.quantize_rate in SQL: up to the fifth decimal (rates are positive)."""
-    scale = models.Value(Decimal(10) ** MONEY_PLACES)
-    return models.Func(value * scale, function="CEIL",
-                       output_field=models.DecimalField(max_digits=40, decimal_places=14)
-                       ) / scale
-
-
 class ServiceQuerySet(models.QuerySet["Service"]):
     def enabled(self) -> ServiceQuerySet:
         """On sale: the service and its category enabled."""
@@ -91,7 +82,7 @@ class ServiceQuerySet(models.QuerySet["Service"]):
 
     def with_primary_cost(self) -> ServiceQuerySet:
         """Annotate `primary_cost`: the first usable route's cost per 1000 in the panel's
-        currency, as orders.pricing.cost_rate computes it, in SQL so lists filter on it."""
+        currency, as orders.pricing.cost_rate computes it, in one query for a whole list."""
         usable = (Route.objects.filter(service=models.OuterRef("pk"),
                                        provider_service__offered=True,
                                        provider_service__provider__enabled=True,
@@ -102,20 +93,6 @@ class ServiceQuerySet(models.QuerySet["Service"]):
                   .values("cost")[:1])
         return self.annotate(primary_cost=models.Subquery(
             usable, output_field=models.DecimalField(max_digits=40, decimal_places=14)))
-
-    def held_at_floor(self) -> ServiceQuerySet:
-        """Services whose own price (markup or fixed rate) is under cost plus the minimum
-        margin, so they sell at the floor: orders.pricing.held_at_floor, in SQL."""
-        cost = models.F("primary_cost")
-        minimum = 1 + Decimal(settings.MIN_MARGIN_PERCENT) / 100
-        markup = Coalesce("markup_percent", "category__markup_percent",
-                          models.Value(Decimal(settings.DEFAULT_MARKUP_PERCENT)))
-        return self.with_primary_cost().annotate(
-            floor=_ceil_rate(cost * minimum),
-            marked_up=_ceil_rate(cost * (1 + markup / 100)),
-        ).filter(Q(primary_cost__isnull=False)).filter(
-            Q(fixed_rate__isnull=False, fixed_rate__lt=models.F("floor"))
-            | Q(fixed_rate__isnull=True, marked_up__lt=models.F("floor")))
 
     def with_routes(self) -> ServiceQuerySet:
         return self.select_related("category").prefetch_related(

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from django.conf import settings
 
-from orders.models import Route, Service, ServiceUpdate
+from orders.models import Route, Service, ServiceQuerySet, ServiceUpdate
 from orders.params import FLAT_TYPES
 from panel.models import User
 from panel.money import SMALLEST, quantize_money, quantize_rate
@@ -182,6 +182,30 @@ def held_at_floor(service: Service) -> bool:
     minimum margin, so that it sells at the floor instead."""
     cost = cost_rate(service)
     return cost is not None and unguarded_rate(service, cost) < floor_rate(cost)
+
+
+def held_at_floor_ids(services: ServiceQuerySet) -> list[int]:
+    """The ids of `services` held at the floor, as held_at_floor decides, from one pass over
+    their usable routes (the first per service, by DISTINCT ON): a catalog of 10,000 takes
+    a fraction of a second, where loading each service with its routes would not."""
+    usable = Route.objects.filter(service__in=services.order_by().values("pk"),
+                                  provider_service__offered=True,
+                                  provider_service__provider__enabled=True,
+                                  provider_service__provider__buying_paused_at__isnull=True)
+    rows = (usable.order_by("service_id", "priority", "id").distinct("service_id")
+            .values_list("service_id", "service__fixed_rate", "service__markup_percent",
+                         "service__category__markup_percent", "provider_service__cost_rate",
+                         "provider_service__provider__rate_to_panel"))
+    default = Decimal(settings.DEFAULT_MARKUP_PERCENT)
+    held = []
+    for pk, fixed, markup, category_markup, upstream_cost, conversion in rows:
+        cost = upstream_cost * conversion  # Provider.to_panel_currency
+        if markup is None:
+            markup = category_markup if category_markup is not None else default
+        price = fixed if fixed is not None else quantize_rate(cost * (1 + markup / HUNDRED))
+        if price < floor_rate(cost):
+            held.append(pk)
+    return held
 
 
 def under_minimum(price: Decimal | None, cost: Decimal | None) -> bool:

@@ -223,6 +223,10 @@ class RefundCause:
     refunds: int
     amount: Decimal
 
+    @property
+    def label(self) -> str:
+        return str(dict(Order.Status.choices).get(self.cause, self.cause))
+
 
 def refunds(start: datetime, end: datetime) -> list[RefundCause]:
     """The refunds of the orders placed in the range, by cause (the order's status) and by

@@ -182,12 +182,32 @@ def test_the_margin_guard_page_lists_its_actions_and_the_services_at_the_floor(
     assert "margin guard: service raised" in response.content.decode()
 
 
-def test_the_sql_floor_filter_agrees_with_pricing(services, settings):
+def test_the_quick_floor_list_agrees_with_pricing(services, settings):
     cost = pricing.cost_rate(Service.objects.with_routes().get(pk=services[0].pk))
     settings.MIN_MARGIN_PERCENT = Decimal(5)
     Service.objects.filter(pk=services[0].pk).update(fixed_rate=cost * Decimal("1.04"))
     Service.objects.filter(pk=services[1].pk).update(markup_percent=Decimal("4.99"))
     Service.objects.filter(pk=services[2].pk).update(markup_percent=Decimal("5"))
-    in_sql = set(Service.objects.held_at_floor().values_list("pk", flat=True))
+    in_sql = set(pricing.held_at_floor_ids(Service.objects.all()))
     in_python = {s.pk for s in Service.objects.with_routes() if pricing.held_at_floor(s)}
     assert in_sql == in_python == {services[0].pk, services[1].pk}
+
+
+def test_staff_without_the_admin_area_change_nothing(client, services):
+    from tests.conftest import make_staff
+
+    client.force_login(make_staff("sam", "orders", "balances"))
+    service = services[0]
+    response = client.post(reverse("desk:admin_services_bulk"),
+                           {"ids": [service.pk], "action": "disable"})
+    assert response.status_code == 403
+    response = client.post(reverse("desk:admin_service", args=[service.pk]),
+                           {"name": "taken over", "fixed_rate": "0.01"})
+    assert response.status_code == 403
+    client.force_login(make_customer("carol"))
+    assert client.post(reverse("desk:admin_service_route", args=[
+        service.pk, service.routes.get().pk]), {"action": "remove"}).status_code == 404
+    service.refresh_from_db()
+    assert service.enabled and service.name != "taken over" and service.fixed_rate is None
+    assert service.routes.count() == 1
+    assert not AuditEntry.objects.exists()

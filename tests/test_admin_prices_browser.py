@@ -48,10 +48,11 @@ def test_an_admin_prices_services_and_sees_the_profit(browser_page, live_server,
 
     page = browser_page
     # The failover route is cheaper than the first: dispatch never buys at a loss.
-    first, spare, dear = _upstreams(catalog, 3)
+    first, spare, dear, fourth = _upstreams(catalog, 4)
     assert spare.cost_rate < dear.cost_rate
     fixed = make_service(catalog, "Default", upstream={"upstream_id": first.upstream_id})
     failover = make_service(catalog, "Default", upstream={"upstream_id": dear.upstream_id})
+    thin = make_service(catalog, "Default", upstream={"upstream_id": fourth.upstream_id})
     alice = make_customer("alice", balance="500")
     admin = make_admin()
     check_balance(catalog)
@@ -70,6 +71,19 @@ def test_an_admin_prices_services_and_sees_the_profit(browser_page, live_server,
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_text(f"Service #{fixed.pk} saved.")).to_be_visible()
     screenshot(page, "admin", "prices-service-fixed")
+
+    # Bulk edit: a markup under the minimum margin on a selection; it sells at the floor.
+    page.goto(f"{live_server.url}/staff/admin/services/")
+    page.get_by_label(f"Select service {thin.pk}").check()
+    page.get_by_label("Action").select_option("markup")
+    page.get_by_label("Markup %").fill("1")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.get_by_text("1 service changed.")).to_be_visible()
+    thin_row = page.locator("tr", has=page.get_by_label(f"Select service {thin.pk}"))
+    expect(thin_row.get_by_text("at the floor")).to_be_visible()
+    page.goto(f"{live_server.url}/staff/admin/services/margin-guard/")
+    expect(page.locator(".admin-guard tbody tr").first).to_contain_text(thin.name[:40])
+    screenshot(page, "admin", "prices-margin-guard")
 
     # A failover route on another, each route showing its cost now.
     page.goto(f"{live_server.url}/staff/admin/services/{failover.pk}/")
@@ -90,9 +104,6 @@ def test_an_admin_prices_services_and_sees_the_profit(browser_page, live_server,
     page.goto(f"{live_server.url}/staff/admin/categories/")
     expect(page.get_by_role("heading", name="Categories", exact=True)).to_be_visible()
     screenshot(page, "admin", "prices-categories")
-    page.goto(f"{live_server.url}/staff/admin/services/margin-guard/")
-    expect(page.get_by_role("heading", name="Held at the floor now")).to_be_visible()
-    screenshot(page, "admin", "prices-margin-guard")
 
     # The customer sees the fixed price on their services page.
     customer = page.context.browser.new_context(viewport=page.viewport_size)
@@ -121,6 +132,7 @@ def test_an_admin_prices_services_and_sees_the_profit(browser_page, live_server,
     Order.objects.update(next_check_at=timezone.now())
     poll_orders()
     assert set(Order.objects.values_list("status", flat=True)) == {"completed"}
+    assert Service.objects.get(pk=thin.pk).markup_percent == 1
     check_balance(catalog)
 
     # The profit, from the ledger and the orders' cost snapshots.

@@ -221,3 +221,32 @@ def test_reports_take_the_same_queries_for_more_orders(catalog, sandbox,
             reports.by_customer(start, end)
             reports.by_provider(start, end)
             reports.refunds(start, end)
+
+
+def test_a_drip_feed_the_panel_runs_counts_once_with_its_runs_provider(catalog, sandbox, alice,
+                                                                      settings):
+    settings.POLL_FIRST_DELAY = 0
+    dripfed = make_service(catalog, "Default", dripfeed=True, upstream={"dripfeed": False})
+    parent = place_order(alice, dripfed.pk, {"link": "https://x.com/drip", "runs": 2,
+                                             "interval": 10,
+                                             "quantity": dripfed.min_quantity})
+    dispatch.dispatch_one(parent.pk)
+    polling.poll_orders()  # run 1 completes
+    sandbox.set_fault("error", action="add", message="Incorrect link")
+    Order.objects.filter(parent=parent, status=Order.Status.QUEUED).update(
+        next_check_at=timezone.now())
+    dispatch.dispatch_due()  # run 2 fails: the parent settles Partial, run 2's share back
+    parent.refresh_from_db()
+    assert parent.status == Order.Status.PARTIAL and parent.refunded > 0
+
+    start, end = _range()
+    [row] = reports.by_provider(start, end)
+    assert row.key == catalog.pk and row.orders == 1  # the runs are parts, not orders
+    revenue = parent.charge - parent.refunded
+    assert row.revenue == revenue
+    assert row.cost == quantize_money(parent.cost * revenue / parent.charge)
+    runs = Order.objects.filter(parent=parent)
+    assert row.reported_orders == 1
+    assert row.reported_difference == quantize_money(
+        sum(r.cost_difference for r in runs if r.cost_difference is not None)
+        * revenue / parent.charge)

@@ -18,6 +18,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from desk.access import admin_view
@@ -130,7 +131,8 @@ def services_bulk(request: HttpRequest) -> HttpResponse:
               markup_percent=str(form.cleaned_data.get("markup_percent") or ""),
               category=getattr(form.cleaned_data.get("category"), "pk", None))
         _changed(ids)
-    messages.success(request, _("%(count)s services changed.") % {"count": count})
+    messages.success(request, ngettext("%(count)s service changed.", "%(count)s services changed.",
+                                       count) % {"count": count})
     return redirect_back(request, back)
 
 
@@ -244,9 +246,9 @@ def margin_guard(request: HttpRequest) -> HttpResponse:
     actions = (ServiceChange.objects.filter(note__startswith="margin guard")
                .select_related("provider_service__provider"))
     page = Paginator(actions, PER_PAGE).get_page(request.GET.get("page"))
-    held = Service.objects.held_at_floor()
-    first = list(Service.objects.with_routes().filter(pk__in=held.values("pk"))
+    held = pricing.held_at_floor_ids(Service.objects.all())
+    first = list(Service.objects.with_routes().filter(pk__in=held)
                  .order_by("category__position", "position", "id")[:PER_PAGE])
     return render(request, "desk/admin/margin_guard.html", {
-        "page": page, "page_query": "", "held_count": held.count(),
+        "page": page, "page_query": "", "held_count": len(held),
         "held": price_rows(first)})
