@@ -338,3 +338,18 @@ def test_test_connection_on_the_form_before_saving(admin_client, sandbox, settin
     page = admin_client.post(url, {"api_url": sandbox.url, "api_key": sandbox.key},
                              **HTMX).content.decode()
     assert 'data-connection="error"' in page and "127.0.0.1" in page
+
+
+def test_the_change_log_pages_through_in_constant_queries(admin_client, provider, sandbox):
+    sandbox.set_catalog_size(30)
+    sync_catalog(provider)
+    url = reverse("desk:admin_provider", args=[provider.pk])
+    with CaptureQueriesContext(connection) as few:
+        admin_client.get(url)
+    sandbox.set_catalog_size(200)
+    sync_catalog(provider)
+    with CaptureQueriesContext(connection) as many:
+        page = admin_client.get(url)
+    assert len(many) == len(few)
+    assert len(page.context["changes"]) == 50 and page.context["page"].paginator.count == 200
+    assert admin_client.get(url, {"page": 4}).context["page"].object_list

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import cast
 
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
@@ -21,7 +22,7 @@ from providers.forms import ProviderForm
 from providers.models import Provider, ServiceChange, SyncRun
 from providers.sync import ConnectionCheck, check_connection
 
-CHANGES_SHOWN = 100
+CHANGES_PER_PAGE = 50
 
 
 def _providers_with_counts() -> list[Provider]:
@@ -74,11 +75,12 @@ def provider_edit(request: HttpRequest, pk: int) -> HttpResponseBase:
 @admin_view
 def provider_detail(request: HttpRequest, pk: int) -> HttpResponse:
     provider = get_object_or_404(Provider, pk=pk)
-    changes = (ServiceChange.objects.filter(provider_service__provider=provider)
-               .select_related("provider_service")[:CHANGES_SHOWN])
+    changes = Paginator(ServiceChange.objects.filter(provider_service__provider=provider)
+                        .select_related("provider_service"), CHANGES_PER_PAGE)
+    page = changes.get_page(request.GET.get("page"))
     in_flight = provider.orders.exclude(status__in=Order.TERMINAL).count()
     return render(request, "desk/admin/provider.html", {
-        "provider": provider, "changes": changes, "in_flight": in_flight,
+        "provider": provider, "changes": page, "page": page, "in_flight": in_flight,
         "run": provider.sync_runs.first(),
         "offered": provider.services.filter(offered=True).count(),
     })
