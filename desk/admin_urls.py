@@ -11,6 +11,7 @@ urlpatterns = [
     # Providers, their sync and their catalog import.
     path("admin/providers/", admin_providers.provider_list, name="admin_providers"),
     path("admin/providers/add/", admin_providers.provider_add, name="admin_provider_add"),
+    path("admin/providers/try/", admin_providers.provider_try, name="admin_provider_try"),
     path("admin/providers/<int:pk>/", admin_providers.provider_detail, name="admin_provider"),
     path("admin/providers/<int:pk>/edit/", admin_providers.provider_edit,
          name="admin_provider_edit"),

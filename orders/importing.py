@@ -30,9 +30,10 @@ OTHER = "Other"  # the category of upstream services that name none
 @dataclass
 class ImportPlan:
     """How a selection becomes services. One of `category` (an existing one), `new_category`
-    (a name to create) or `map_categories` (one of ours per upstream category, by name,
-    created where missing). A fixed rate wins over a markup; neither: the category's markup
-    or the default. `follow_price` off pins today's price as a fixed rate."""
+    (a name to create) or `map_categories` (one of ours per upstream category: the one
+    `category_map` names, else the one of the same name; created where missing). A fixed
+    rate wins over a markup; neither: the category's markup or the default. `follow_price`
+    off pins today's price as a fixed rate."""
 
     category: Category | None = None
     new_category: str = ""
@@ -43,6 +44,7 @@ class ImportPlan:
     sync_name: bool = False
     sync_description: bool = False
     sync_bounds: bool = False
+    category_map: dict[str, str] = field(default_factory=dict)  # upstream → our category
     names: dict[int, str] = field(default_factory=dict)  # ProviderService pk → our name
     descriptions: dict[int, str] = field(default_factory=dict)
 
@@ -50,7 +52,8 @@ class ImportPlan:
         if self.category is not None:
             return self.category.name
         if self.map_categories:
-            return (upstream.category or OTHER)[:200]
+            name = upstream.category or OTHER
+            return (self.category_map.get(name) or name)[:200]
         return self.new_category.strip()[:200]
 
 

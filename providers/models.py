@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from providers import keys
 from providers.alerts import alert_admins
@@ -378,11 +379,11 @@ class SyncRun(models.Model):
     the task moves it through its phases and writes the counts when it is done."""
 
     class Phase(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        FETCHING = "fetching", "Fetching the catalog"
-        APPLYING = "applying", "Applying changes"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
+        QUEUED = "queued", _("Queued")
+        FETCHING = "fetching", _("Fetching the catalog")
+        APPLYING = "applying", _("Applying changes")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
 
     FINISHED = (Phase.DONE, Phase.FAILED)
 

@@ -331,11 +331,13 @@ class ConnectionCheck:
 
 def check_connection(provider: Provider) -> ConnectionCheck:
     """Ask the upstream for its balance and its catalog, through the SSRF-guarded client.
-    The balance is stored as a balance check would (the catalog waits for a sync)."""
+    A saved provider's balance is stored as a balance check would (the catalog waits for a
+    sync); an unsaved one (the add form's values) stores nothing."""
     try:
         with provider.client() as client:
             balance = client.balance()
-            record_balance(provider, balance)
+            if provider.pk:
+                record_balance(provider, balance)
             services = client.services()
     except ProviderError as exc:
         return ConnectionCheck(ok=False, error=f"{exc.action or 'call'}: {exc.message}")

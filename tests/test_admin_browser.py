@@ -62,6 +62,8 @@ def test_an_admin_connects_syncs_and_imports_a_second_provider(browser_page, liv
     page.get_by_label("API URL").fill(sandbox.url)
     page.get_by_label("API key").fill(SECOND_KEY)
     page.get_by_label("Currency", exact=True).fill("USD")
+    page.get_by_role("button", name="Test connection").click()  # before saving
+    expect(page.locator("[data-connection=ok]")).to_be_visible()
     screenshot(page, "admin", "provider-add")
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("heading", name="Second sandbox")).to_be_visible()
@@ -117,3 +119,31 @@ def test_an_admin_connects_syncs_and_imports_a_second_provider(browser_page, liv
     assert len(services) == 10 and all(s.markup_percent == Decimal(40) for s in services)
     assert all(s.routes.get().provider_service.provider.name == "Second sandbox"
                for s in services)
+
+
+def test_an_admin_maps_upstream_categories_into_ours(browser_page, live_server, sandbox):
+    from playwright.sync_api import expect
+
+    from orders.models import Category
+    from providers.sync import sync_catalog
+
+    page = browser_page
+    provider = make_provider(sandbox, name="Main")
+    sync_catalog(provider)
+    Category.objects.create(name="Our followers", markup_percent=Decimal(50))
+    log_in_browser(page, live_server, make_customer("root", balance="0", is_superuser=True,
+                                                    is_staff=True))
+    page.goto(f"{live_server.url}/staff/admin/providers/{provider.pk}/catalog/?q=Followers")
+    boxes = page.locator("input[name=ids]")
+    for i in range(3):
+        boxes.nth(i).check()
+    page.get_by_label("Each into our category of its upstream category's name").check()
+    page.get_by_role("button", name="Preview prices").click()
+    expect(page.get_by_role("heading", name="Upstream categories into ours")).to_be_visible()
+    page.locator(".admin-mapping input[type=text]").first.fill("Our followers")
+    page.get_by_role("button", name="Preview again").click()
+    expect(page.locator("[data-preview-row]").first).to_contain_text("Our followers")
+    screenshot(page, "admin", "import-preview-mapped")
+    page.get_by_role("button", name="Import 3 services").click()
+    expect(page.get_by_text("3 services imported from Main.")).to_be_visible()
+    assert Service.objects.filter(category__name="Our followers").exists()

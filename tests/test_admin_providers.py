@@ -293,3 +293,63 @@ def test_a_lost_sync_does_not_block_the_button(admin_client, provider,
     lost.refresh_from_db()
     assert lost.phase == SyncRun.Phase.FAILED and "no worker" in lost.message
     assert SyncRun.objects.filter(phase=SyncRun.Phase.QUEUED).count() == 1
+
+
+def test_upstream_categories_map_into_ours_or_new_ones(admin_client, provider):
+    sync_catalog(provider)
+    by_category: dict[str, ProviderService] = {}
+    for u in importable(provider).filter(type="Default"):
+        by_category.setdefault(u.category, u)
+    first, second, third = list(by_category.values())[:3]
+    ours = Category.objects.create(name="Our followers", markup_percent=Decimal(50))
+    url = reverse("desk:admin_catalog_import", args=[provider.pk])
+    form = {"ids": [first.pk, second.pk, third.pk], "target": "map", "pricing": "markup",
+            "follow_price": "on"}
+    preview = admin_client.post(url, {**form, "action": "preview"})
+    assert [m.upstream for m in preview.context["mapping"]] == sorted(
+        [first.category, second.category, third.category])
+    mapped = {"mapfrom_1": first.category, "map_1": "Our followers",
+              "mapfrom_2": second.category, "map_2": "Brand new",
+              "mapfrom_3": third.category, "map_3": ""}  # empty: its own name
+    again = admin_client.post(url, {**form, **mapped, "action": "preview"})
+    row = next(r for r in again.context["rows"] if r.upstream == first)
+    assert row.service.category == ours and row.price == (row.cost * Decimal("1.5")).quantize(
+        row.price)
+    assert admin_client.post(url, {**form, **mapped, "action": "import"}).status_code == 302
+    assert Service.objects.get(routes__provider_service=first).category == ours
+    assert Service.objects.get(routes__provider_service=second).category.name == "Brand new"
+    assert Service.objects.get(routes__provider_service=third).category.name == third.category
+
+
+def test_test_connection_on_the_form_before_saving(admin_client, sandbox, settings):
+    url = reverse("desk:admin_provider_try")
+    page = admin_client.post(url, {"api_url": sandbox.url, "api_key": sandbox.key},
+                             **HTMX).content.decode()
+    assert 'data-connection="ok"' in page and not Provider.objects.exists()
+    wrong = admin_client.post(url, {"api_url": sandbox.url, "api_key": "nope"}, **HTMX)
+    assert 'data-connection="error"' in wrong.content.decode()
+    # The edit form's empty key means the stored one.
+    saved = make_provider(sandbox)
+    page = admin_client.post(url, {"api_url": sandbox.url, "api_key": "", "pk": saved.pk},
+                             **HTMX).content.decode()
+    assert 'data-connection="ok"' in page
+    # Every call is vetted: a private address is refused when they are not allowed.
+    settings.PROVIDER_ALLOW_PRIVATE_ADDRESSES = False
+    page = admin_client.post(url, {"api_url": sandbox.url, "api_key": sandbox.key},
+                             **HTMX).content.decode()
+    assert 'data-connection="error"' in page and "127.0.0.1" in page
+
+
+def test_the_change_log_pages_through_in_constant_queries(admin_client, provider, sandbox):
+    sandbox.set_catalog_size(30)
+    sync_catalog(provider)
+    url = reverse("desk:admin_provider", args=[provider.pk])
+    with CaptureQueriesContext(connection) as few:
+        admin_client.get(url)
+    sandbox.set_catalog_size(200)
+    sync_catalog(provider)
+    with CaptureQueriesContext(connection) as many:
+        page = admin_client.get(url)
+    assert len(many) == len(few)
+    assert len(page.context["changes"]) == 50 and page.context["page"].paginator.count == 200
+    assert admin_client.get(url, {"page": 4}).context["page"].object_list

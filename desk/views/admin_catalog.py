@@ -22,7 +22,7 @@ from django.views.decorators.http import require_POST
 
 from desk.access import admin_view
 from desk.models import audit
-from orders.importing import ImportPlan, import_selected, importable, preview
+from orders.importing import OTHER, ImportPlan, import_selected, importable, preview
 from orders.models import Category, Route, ServiceType
 from panel.models import User
 from providers.models import Provider, ProviderService
@@ -133,7 +133,14 @@ class ImportForm(forms.Form):
             fixed_rate=data["fixed_rate"] if fixed else None,
             follow_price=data["follow_price"], sync_name=data["sync_name"],
             sync_description=data["sync_description"], sync_bounds=data["sync_bounds"],
+            category_map=_category_map(post),
             names=_overrides(post, "name_"), descriptions=_overrides(post, "description_"))
+
+
+def _category_map(post: Any) -> dict[str, str]:
+    """The preview's mapping rows: mapfrom_<i> (an upstream category) → map_<i> (ours)."""
+    return {post[key]: post.get(f"map_{key[8:]}", "").strip()[:200]
+            for key in post if key.startswith("mapfrom_") and key[8:].isdigit()}
 
 
 def _overrides(post: Any, prefix: str) -> dict[int, str]:
@@ -204,7 +211,9 @@ def catalog_import(request: HttpRequest, pk: int) -> HttpResponseBase:
         return render(request, "desk/admin/catalog_preview.html", {
             "provider": provider, "form": form, "rows": rows[:PREVIEW_ROWS],
             "total": len(rows), "below": sum(r.at_floor for r in rows),
-            "hidden": _carried(request.POST), "plan": plan})
+            "hidden": _carried(request.POST), "plan": plan,
+            "mapping": _mapping(selection, plan) if plan.map_categories else [],
+            "categories": Category.objects.only("pk", "name")})
     with transaction.atomic():
         services = import_selected(selection, plan)
         audit(_admin(request), "catalog.import", provider=provider.pk, count=len(services),
@@ -215,7 +224,20 @@ def catalog_import(request: HttpRequest, pk: int) -> HttpResponseBase:
 
 
 def _carried(post: Any) -> list[tuple[str, str]]:
-    """The selection and the plan, as hidden fields for the preview's Import button."""
+    """The selection and the plan, as hidden fields for the preview's buttons (the fields
+    the preview itself shows are left out)."""
     skip = ("csrfmiddlewaretoken", "action")
+    shown = ("name_", "description_", "map_", "mapfrom_")
     return [(k, v) for k in post for v in post.getlist(k)
-            if k not in skip and not k.startswith(("name_", "description_"))]
+            if k not in skip and not k.startswith(shown)]
+
+
+@dataclass
+class MappingRow:
+    upstream: str  # an upstream category of the selection
+    ours: str  # the category of ours it goes into (created if no such one)
+
+
+def _mapping(selection: list[ProviderService], plan: ImportPlan) -> list[MappingRow]:
+    names = sorted({u.category or OTHER for u in selection})
+    return [MappingRow(name, plan.category_map.get(name) or name) for name in names]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import cast
 
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
@@ -19,9 +20,9 @@ from orders.models import Order, kick
 from panel.models import User
 from providers.forms import ProviderForm
 from providers.models import Provider, ServiceChange, SyncRun
-from providers.sync import check_connection
+from providers.sync import ConnectionCheck, check_connection
 
-CHANGES_SHOWN = 100
+CHANGES_PER_PAGE = 50
 
 
 def _providers_with_counts() -> list[Provider]:
@@ -74,11 +75,12 @@ def provider_edit(request: HttpRequest, pk: int) -> HttpResponseBase:
 @admin_view
 def provider_detail(request: HttpRequest, pk: int) -> HttpResponse:
     provider = get_object_or_404(Provider, pk=pk)
-    changes = (ServiceChange.objects.filter(provider_service__provider=provider)
-               .select_related("provider_service")[:CHANGES_SHOWN])
+    changes = Paginator(ServiceChange.objects.filter(provider_service__provider=provider)
+                        .select_related("provider_service"), CHANGES_PER_PAGE)
+    page = changes.get_page(request.GET.get("page"))
     in_flight = provider.orders.exclude(status__in=Order.TERMINAL).count()
     return render(request, "desk/admin/provider.html", {
-        "provider": provider, "changes": changes, "in_flight": in_flight,
+        "provider": provider, "changes": page, "page": page, "in_flight": in_flight,
         "run": provider.sync_runs.first(),
         "offered": provider.services.filter(offered=True).count(),
     })
@@ -121,3 +123,19 @@ def sync_status(request: HttpRequest, pk: int, run_pk: int) -> HttpResponse:
     run = get_object_or_404(SyncRun.objects.select_related("provider"), pk=run_pk,
                             provider_id=pk)
     return render(request, "desk/admin/_sync_run.html", {"provider": run.provider, "run": run})
+
+
+@admin_view
+@require_POST
+def provider_try(request: HttpRequest) -> HttpResponse:
+    """Test connection on the add and edit forms: the values typed, before saving (an empty
+    key on the edit form means the stored one)."""
+    pk = request.POST.get("pk", "")
+    saved = Provider.objects.filter(pk=int(pk)).first() if pk.isdigit() else None
+    key = request.POST.get("api_key", "").strip() or (saved.api_key if saved else "")
+    trial = Provider(name=request.POST.get("name", "") or "new provider",
+                     api_url=request.POST.get("api_url", "").strip())
+    trial.api_key = key
+    check = check_connection(trial) if trial.api_url and key else ConnectionCheck(
+        ok=False, error=_("Give the API URL and key first."))
+    return render(request, "desk/admin/_connection.html", {"check": check})
