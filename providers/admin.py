@@ -5,16 +5,9 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from providers.forms import HttpsURLField
 from providers.models import UNSUPPORTABLE_ACTIONS, Provider, ProviderService, ServiceChange
 from providers.sync import confirm_tiny_costs
-
-
-class HttpsURLField(forms.URLField):
-    """A scheme-less URL typed by an admin means https (Django 6's default, chosen now)."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("assume_scheme", "https")
-        super().__init__(**kwargs)
 
 
 class ProviderForm(forms.ModelForm[Provider]):

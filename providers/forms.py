@@ -10,6 +10,14 @@ from django.utils.translation import gettext_lazy as _
 from providers.models import Provider
 
 
+class HttpsURLField(forms.URLField):
+    """A scheme-less URL typed by an admin means https (Django 6's default, chosen now)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("assume_scheme", "https")
+        super().__init__(**kwargs)
+
+
 class ProviderForm(forms.ModelForm):
     api_key = forms.CharField(
         label=_("API key"), required=False, max_length=500, strip=True,
@@ -19,6 +27,7 @@ class ProviderForm(forms.ModelForm):
         model = Provider
         fields = ["name", "api_url", "api_key", "currency", "rate_to_panel",
                   "low_balance_threshold", "enabled"]
+        field_classes = {"api_url": HttpsURLField}
         labels = {"rate_to_panel": _("Conversion rate to the panel's currency"),
                   "low_balance_threshold": _("Low-balance threshold")}
         help_texts = {"rate_to_panel": _("1 unit of the provider's currency is this many of "
