@@ -124,10 +124,9 @@ def test_an_admin_imports_a_second_provider_prices_it_and_sees_the_profit(
     expect(shopper.locator("tr.group-row", has_text="Imported at 40%")).to_have_count(1)
 
     # The customer orders both; the second provider refuses the failover one once, so it
-    # goes out by Main; the real poll completes both.
+    # goes out by Main; the real poll completes both, as the customer's orders page shows.
     one = _order_through_the_page(shopper, live_server, alice, fixed, "fixed")
     two = _order_through_the_page(shopper, live_server, alice, failover, "failover")
-    shopper.context.close()
     assert (one.charge, two.charge) == (price, prices[failover.pk])  # 1000 at the rate per 1000
     send_and_complete(sandbox, one, two, spare, refusing_key=SECOND_KEY)
     one.refresh_from_db()
@@ -137,6 +136,13 @@ def test_an_admin_imports_a_second_provider_prices_it_and_sees_the_profit(
     assert [(a["order"], a["error"]) for a in sandbox.adds(SECOND_KEY)] == [
         (one.upstream_id, None), (None, "Incorrect service ID")]
     assert [a["order"] for a in sandbox.adds(sandbox.key)] == [two.upstream_id]
+    shopper.goto(f"{live_server.url}/orders/")
+    for order in (one, two):
+        row = shopper.locator("tr", has=shopper.get_by_role("link", name=str(order.pk),
+                                                           exact=True))
+        expect(row.locator(".badge")).to_have_text("Completed")
+    screenshot(shopper, "admin", f"{PREFIX}customer-orders")
+    shopper.context.close()
 
     # The profit: the charges less each order's cost snapshot, the upstream's cost of a
     # thousand (the failover route costs what the first does: the same upstream service).
