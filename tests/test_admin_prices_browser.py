@@ -12,18 +12,21 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from django.utils import timezone
 
 from orders import pricing
-from orders.dispatch import dispatch_one
-from orders.models import Order, Service
+from orders.models import Service
 from orders.placing import place_order
-from orders.polling import poll_orders
-from orders.templatetags.orders_customer import rate
-from panel.models import LedgerEntry
 from panel.templatetags.panel_money import money
 from providers.models import ProviderService
 from providers.sync import check_balance
+from tests.admin_support import (
+    add_failover_route,
+    customer_page,
+    customer_sees_prices,
+    report_shows_profit,
+    send_and_complete,
+    set_fixed_price,
+)
 from tests.conftest import log_in_browser, make_customer, make_service, screenshot
 from tests.test_admin_access import make_admin
 
@@ -58,19 +61,10 @@ def test_an_admin_prices_services_and_sees_the_profit(browser_page, live_server,
     check_balance(catalog)
     log_in_browser(page, live_server, admin)
 
-    # The services editor: cost, list price and margin side by side.
-    page.goto(f"{live_server.url}/staff/admin/services/")
-    expect(page.get_by_role("heading", name="Services and prices")).to_be_visible()
-    screenshot(page, "admin", "prices-services")
-
     # A fixed price on one service, above its cost.
     cost = pricing.cost_rate(Service.objects.with_routes().get(pk=fixed.pk))
     price = (cost * 3).quantize(Decimal("0.01"))
-    page.get_by_role("link", name=fixed.name[:60]).first.click()
-    page.get_by_label("Fixed rate").fill(str(price))
-    page.get_by_role("button", name="Save").click()
-    expect(page.get_by_text(f"Service #{fixed.pk} saved.")).to_be_visible()
-    screenshot(page, "admin", "prices-service-fixed")
+    set_fixed_price(page, live_server, fixed, price)
 
     # Bulk edit: a markup under the minimum margin on a selection; it sells at the floor.
     page.goto(f"{live_server.url}/staff/admin/services/")
@@ -86,16 +80,7 @@ def test_an_admin_prices_services_and_sees_the_profit(browser_page, live_server,
     screenshot(page, "admin", "prices-margin-guard")
 
     # A failover route on another, each route showing its cost now.
-    page.goto(f"{live_server.url}/staff/admin/services/{failover.pk}/")
-    page.get_by_label("Provider").select_option(label=catalog.name)
-    page.get_by_label("Upstream service id").fill(str(spare.upstream_id))
-    page.get_by_role("button", name="Add a failover route").click()
-    expect(page.get_by_text("Route added as failover number 2.")).to_be_visible()
-    routes = page.locator(".routes-table tbody tr")
-    expect(routes).to_have_count(2)
-    spare_cost = catalog.to_panel_currency(spare.cost_rate)
-    expect(routes.nth(1)).to_contain_text(f"{spare_cost:.5f}")
-    screenshot(page, "admin", "prices-service-routes")
+    add_failover_route(page, live_server, failover, spare)
 
     # A customer's prices, and the categories and the margin guard.
     page.goto(f"{live_server.url}/staff/admin/services/?customer=alice")
@@ -106,51 +91,30 @@ def test_an_admin_prices_services_and_sees_the_profit(browser_page, live_server,
     screenshot(page, "admin", "prices-categories")
 
     # The customer sees the fixed price on their services page.
-    customer = page.context.browser.new_context(viewport=page.viewport_size)
-    shopper = customer.new_page()
-    log_in_browser(shopper, live_server, alice)
-    shopper.goto(f"{live_server.url}/services/")
-    row = shopper.locator("tr", has_text=fixed.name).first
-    expect(row).to_contain_text(rate(price))
     failover_price = pricing.customer_rate(Service.objects.with_routes().get(pk=failover.pk),
                                            alice)
-    expect(shopper.locator("tr", has_text=failover.name).first).to_contain_text(
-        rate(failover_price))
-    screenshot(shopper, "admin", "prices-customer-services")
-    customer.close()
+    assert failover_price is not None
+    shopper = customer_page(page, live_server, alice)
+    customer_sees_prices(shopper, live_server, {fixed.pk: price, failover.pk: failover_price})
+    shopper.context.close()
 
     # Orders go out — the failover one by its second route, the first refusing it — and
     # complete through the real poll.
     one = place_order(alice, fixed.pk, {"link": "https://x.com/p/fixed", "quantity": 1000})
     two = place_order(alice, failover.pk, {"link": "https://x.com/p/failover",
                                            "quantity": 1000})
-    assert dispatch_one(one.pk)
-    sandbox.set_fault("error", action="add", times=1, message="Incorrect service ID")
-    assert dispatch_one(two.pk)
-    two.refresh_from_db()
-    assert two.route.provider_service == spare
-    Order.objects.update(next_check_at=timezone.now())
-    poll_orders()
-    assert set(Order.objects.values_list("status", flat=True)) == {"completed"}
+    send_and_complete(sandbox, one, two, spare)
     assert Service.objects.get(pk=thin.pk).markup_percent == 1
     check_balance(catalog)
 
     # The profit, from the ledger and the orders' cost snapshots.
-    entries = LedgerEntry.objects.filter(order_id__in=[one.pk, two.pk])
-    revenue = -sum(e.amount for e in entries if e.kind in ("charge", "refund"))
-    cost_total = sum(o.cost for o in Order.objects.filter(pk__in=[one.pk, two.pk]))
-    assert revenue == one.charge + two.charge
-    page.goto(f"{live_server.url}/staff/admin/reports/")
-    expect(page.locator('[data-figure="profit"]')).to_have_text(money(revenue - cost_total))
-    expect(page.locator('[data-figure="revenue"]')).to_have_text(money(revenue))
-    expect(page.locator("svg.chart-svg rect.chart-bar")).to_have_count(30)
-    screenshot(page, "admin", "reports-profit")
+    profit = report_shows_profit(page, live_server, [one, two])
 
     page.goto(f"{live_server.url}/staff/admin/reports/reconciliation/")
     expect(page.get_by_role("heading", name=f"Reconciliation: {catalog.name}")).to_be_visible()
     screenshot(page, "admin", "reports-reconciliation")
 
     page.goto(f"{live_server.url}/staff/admin/")
-    expect(page.locator('[data-figure="profit"]')).to_have_text(money(revenue - cost_total))
+    expect(page.locator('[data-figure="profit"]')).to_have_text(money(profit))
     expect(page.locator('[data-figure="in-flight"]')).to_have_text("0")
     screenshot(page, "admin", "dashboard")
