@@ -390,3 +390,18 @@ def test_two_clients_behind_one_proxy_have_their_own_limits(client, keys, alice,
     first = [balance("198.51.100.1") for _ in range(3)]
     assert "error" in first[-1] and "error" not in first[0]
     assert "error" not in balance("198.51.100.2")
+
+
+def test_calls_are_served_uncounted_while_the_rate_limits_redis_is_down(
+        client, keys, settings, monkeypatch):
+    import redis
+
+    from orders import api
+    from panel.devdb import free_port
+
+    settings.API_RATE_LIMIT_PER_KEY = 1
+    dead = redis.Redis(port=free_port(), socket_connect_timeout=1)  # nothing listens there
+    monkeypatch.setattr(api, "_redis", lambda: dead)
+
+    assert [("error" in call(client, keys["alice"], "balance")) for _ in range(3)] == [
+        False, False, False]
