@@ -131,9 +131,7 @@ def _server_env(settings_module: str) -> dict[str, str]:
     from django.db import connection
 
     db = connection.settings_dict
-    redis = os.environ.get("REDIS_URL", "")
-    if not redis:
-        raise SystemExit("bench/api.py needs REDIS_URL: production uses Redis as cache and broker")
+    redis = os.environ["REDIS_URL"]
     return {**os.environ, "DJANGO_SETTINGS_MODULE": settings_module, "DEBUG": "false",
             "SECRET_KEY": "bench-" + "x" * 50,
             "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
@@ -142,7 +140,7 @@ def _server_env(settings_module: str) -> dict[str, str]:
             "FIELD_ENCRYPTION_KEY": "ZGV2LW9ubHktZmllbGQta2V5LWRvLW5vdC11c2UhISE="}
 
 
-def _gunicorn(stack: ExitStack, app: str, settings_module: str, log: Path) -> str:
+def _gunicorn(stack: ExitStack, app: str, settings_module: str, log: Path) -> tuple[str, int]:
     """Start gunicorn on a free port in its own process group, stopped when `stack` closes."""
     from panel.devdb import free_port
 
@@ -160,7 +158,7 @@ def _gunicorn(stack: ExitStack, app: str, settings_module: str, log: Path) -> st
         try:
             if requests.get(f"{url}/healthz", timeout=5,
                             headers={"X-Forwarded-Proto": "https"}).ok:
-                return url
+                return url, proc.pid
         except requests.RequestException:  # not listening yet, or still loading the app
             pass
         if proc.poll() is not None:
@@ -188,30 +186,49 @@ def _wrk(url: str, body: dict[str, str], seconds: int) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE, text=True)
 
 
-def _rate(run: subprocess.Popen[str], url: str) -> float:
-    """Requests per second of a finished wrk run; any non-200 or error reply fails the run."""
+def _cpu_seconds(group: int) -> float:
+    """CPU time used so far by the processes of a process group (gunicorn and workers)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[2]) == group:  # pgrp; utime and stime follow at 11 and 12
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _result(run: subprocess.Popen[str], url: str) -> tuple[float, int]:
+    """Requests per second and requests of a finished wrk run; any non-200 or error reply
+    fails the run."""
     out, err = run.communicate(timeout=120)
     bad = re.search(r"^BAD (\d+) ?(.*)$", out, re.M)
     rate = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.M)
-    if run.returncode or not bad or not rate:
+    count = re.search(r"(\d+) requests in", out)
+    if run.returncode or not bad or not rate or not count:
         raise RuntimeError(f"wrk said: {out}\n{err}")
     if int(bad.group(1)) or "Non-2xx" in out or "Socket errors" in out:
         raise RuntimeError(f"{url}: {bad.group(1)} bad replies, e.g. {bad.group(2)}\n{out}")
-    return float(rate.group(1))
+    return float(rate.group(1)), int(count.group(1))
 
 
-def _side_by_side(api: tuple[str, dict[str, str]], floor: tuple[str, dict[str, str]],
-                  seconds: int) -> tuple[float, float]:
+Side = tuple[str, int, dict[str, str]]  # url, the server's process group, the body
+
+
+def _side_by_side(api: Side, floor: Side, seconds: int) -> tuple[float, float, float, float]:
     """Both loads at once, for the same seconds: whatever else this shared machine does
     then slows both alike, and the two servers share the cores as equals, so the ratio of
-    their rates is the ratio of what a call costs each."""
-    runs = [(_wrk(url, body, seconds), url) for url, body in (api, floor)]
-    api_rate, floor_rate = (_rate(run, url) for run, url in runs)
-    return api_rate, floor_rate
+    their rates is the ratio of what a call costs each. Also the servers' CPU ms per call."""
+    cpu = [_cpu_seconds(group) for _, group, _ in (api, floor)]
+    runs = [(_wrk(url, body, seconds), url) for url, _, body in (api, floor)]
+    (api_rate, api_n), (floor_rate, floor_n) = (_result(run, url) for run, url in runs)
+    api_cpu, floor_cpu = (_cpu_seconds(group) - before
+                          for (_, group, _), before in zip((api, floor), cpu, strict=True))
+    return api_rate, floor_rate, api_cpu * 1000 / api_n, floor_cpu * 1000 / floor_n
 
 
-def _rounds(api: tuple[str, dict[str, str]],
-            floor: tuple[str, dict[str, str]]) -> list[tuple[float, float]]:
+def _rounds(api: Side, floor: Side) -> list[tuple[float, float, float, float]]:
     _side_by_side(api, floor, 1)  # warm both: the catalog cache, connections, the key's use
     return [_side_by_side(api, floor, SECONDS) for _ in range(ROUNDS)]
 
@@ -230,43 +247,44 @@ def main() -> None:
         connection.close()  # gunicorn's workers need the database to themselves
         with ExitStack() as stack:
             logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-api-")))
-            api_url = _gunicorn(stack, "panel.wsgi:application", "panel.settings",
-                                logs / "api.log")
-            floor_url = _gunicorn(stack, "bench.floor_app.wsgi:application",
-                                  "bench.floor_app.settings", logs / "floor.log")
+            # Production has Redis as cache and broker: a private one, so the kicks of the
+            # orders placed here reach no worker and need no cleaning up.
+            from bench.cluster import private_redis
+
+            os.environ["REDIS_URL"] = private_redis(stack, logs)
+            api_url, api_group = _gunicorn(stack, "panel.wsgi:application", "panel.settings",
+                                           logs / "api.log")
+            floor_url, floor_group = _gunicorn(stack, "bench.floor_app.wsgi:application",
+                                               "bench.floor_app.settings", logs / "floor.log")
             figures = {
-                name: _rounds((f"{api_url}/api/v2", api),
-                              (f"{floor_url}/floor/{name.split()[0]}", floor))
+                name: _rounds((f"{api_url}/api/v2", api_group, api),
+                              (f"{floor_url}/floor/{name.split()[0]}", floor_group, floor))
                 for name, (api, floor) in bodies.items() if name != "status (10 ids)"}
-        _purge_kicks()
     _report(figures, trips)
 
 
-def _purge_kicks() -> None:
-    """The benchmark's orders kicked dispatch into the broker with no worker to take them."""
-    from celery import current_app
-
-    import panel.celery  # noqa: F401  (configures current_app)
-
-    current_app.control.purge()
-
-
-def _report(figures: dict[str, list[tuple[float, float]]],
+def _report(figures: dict[str, list[tuple[float, float, float, float]]],
             trips: dict[str, tuple[int, int]]) -> None:
     print(f"API v2 against its floor: gunicorn 2 workers each, DEBUG off, Redis cache and "
-          f"broker, rate limits off; wrk 2 threads {CONNECTIONS} connections, "
-          f"{ROUNDS} rounds of {SECONDS} s, both at once")
+          f"broker, rate limits off; wrk 2 threads {CONNECTIONS} connections per server, "
+          f"{ROUNDS} rounds of {SECONDS} s, both servers loaded at once")
     print(f"{'call':18} {'API req/s':>10} {'floor req/s':>12} {'ratio':>6}  "
-          f"{'ratio per round':22} goal >= {GOAL}")
+          f"{'ratio per round':30} goal >= {GOAL}")
     for name, rounds in figures.items():
-        ratios = [api / floor for api, floor in rounds]
+        ratios = [r[0] / r[1] for r in rounds]
         ratio = statistics.median(ratios)
         api = statistics.median(r[0] for r in rounds)
         floor = statistics.median(r[1] for r in rounds)
         print(f"{name:18} {api:10.0f} {floor:12.0f} {ratio:6.2f}  "
-              f"{' '.join(f'{r:.2f}' for r in ratios):22} "
+              f"{' '.join(f'{r:.2f}' for r in ratios):30} "
               f"{'met' if ratio >= GOAL else 'MISSED'}")
-    print("database round trips per call (API / floor):")
+    print("server CPU per call, ms (median of the rounds; database and client not included):")
+    for name, rounds in figures.items():
+        api_ms = statistics.median(r[2] for r in rounds)
+        floor_ms = statistics.median(r[3] for r in rounds)
+        print(f"  {name:18} API {api_ms:.2f}  floor {floor_ms:.2f}")
+    print("database round trips per call, API / floor (both also pay Django's per-request "
+          "connection health check under gunicorn):")
     for name, (api_trips, floor_trips) in trips.items():
         print(f"  {name:18} {api_trips:3d} / {floor_trips}")
     few, hundred = trips["status (10 ids)"][0], trips["status (100 ids)"][0]

@@ -6,6 +6,9 @@ from contextlib import contextmanager
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "panel.settings")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
+# The orders a benchmark places in process kick dispatch into memory, never into the broker
+# a development worker reads (the test database's order ids mean other orders there).
+os.environ.setdefault("CELERY_BROKER_URL", "memory://")
 
 
 @contextmanager
