@@ -31,7 +31,7 @@ from orders.errors import (
     TOO_MANY,
     Refusal,
 )
-from orders.models import Order, Refill, Service
+from orders.models import Refill, Service, api_statuses
 from orders.params import parse_id
 from orders.placing import place_order
 from panel.models import ApiKey, User
@@ -233,8 +233,7 @@ def status(user: User, params: Params) -> Reply:
 
 
 def _customer_orders(user: User, ids: list[int]) -> dict[int | None, dict[str, str]]:
-    found = Order.objects.for_customer(user.pk).filter(pk__in=ids).api_statuses(
-        settings.PANEL_CURRENCY)
+    found = api_statuses(user.pk, ids, settings.PANEL_CURRENCY)
     return {pk: reply for pk, reply in found.items()}  # looked up by what parse_id returns
 
 

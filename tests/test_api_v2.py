@@ -405,3 +405,22 @@ def test_calls_are_served_uncounted_while_the_rate_limits_redis_is_down(
 
     assert [("error" in call(client, keys["alice"], "balance")) for _ in range(3)] == [
         False, False, False]
+
+
+@pytest.mark.parametrize("status", list(Order.Status))
+def test_the_batch_status_query_answers_what_an_order_says(alice, bob, service, status):
+    from orders.models import api_statuses
+    from orders.placing import place_order
+
+    order = place_order(alice, service.pk, {"link": "https://x.com/s",
+                                            "quantity": service.min_quantity})
+    others = place_order(bob, service.pk, {"link": "https://x.com/s",
+                                           "quantity": service.min_quantity})
+    for remains, start, refunded in ((None, None, Decimal(0)), (0, 0, Decimal("0.00001")),
+                                     (7, 1234, order.charge)):
+        Order.objects.filter(pk=order.pk).update(status=status, remains=remains,
+                                                 start_count=start, refunded=refunded)
+        order.refresh_from_db()
+
+        assert api_statuses(alice.pk, [order.pk, others.pk, 10**12], "EUR") == {
+            order.pk: order.to_api_dict("EUR")}
