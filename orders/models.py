@@ -840,7 +840,7 @@ class DispatchKicks:
     the other by a worker, so a slow upstream holds few back. Ids not yet sent when the
     process dies are found by the dispatch sweep, as a lost message would be."""
 
-    WINDOW = 0.05
+    WINDOW = 0.2
     BATCH = 10
 
     def __init__(self) -> None:

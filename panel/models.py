@@ -125,7 +125,10 @@ class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
         if not isinstance(raw, str) or len(raw) < API_KEY_PREFIX_LENGTH + 16:
             return None
         candidate = _hash_key(raw)
-        for key in self.active().select_related("user").filter(
+        # Every API call starts here: load what the calls read (the customer's discount
+        # prices an order); any other field of the user loads when first read.
+        for key in self.active().select_related("user").only(
+                "hashed", "last_used_at", "user", "user__discount_percent").filter(
                 prefix=raw[:API_KEY_PREFIX_LENGTH]):
             if hmac.compare_digest(key.hashed, candidate):
                 return key
