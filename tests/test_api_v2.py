@@ -424,3 +424,15 @@ def test_the_batch_status_query_answers_what_an_order_says(alice, bob, service, 
 
         assert api_statuses(alice.pk, [order.pk, others.pk, 10**12], "EUR") == {
             order.pk: order.to_api_dict("EUR")}
+
+
+def test_api_calls_skip_the_page_middleware_but_not_the_host_check(client, keys):
+    reply = client.post("/api/v2", {"key": keys["alice"], "action": "balance"})
+    page = client.get("/terms/")
+
+    assert "error" not in reply.json()
+    assert reply.headers["X-Content-Type-Options"] == "nosniff"  # SecurityMiddleware's
+    assert "Content-Security-Policy" in page.headers
+    assert "Content-Security-Policy" not in reply.headers and not reply.cookies
+    assert client.post("/api/v2", {"key": keys["alice"], "action": "balance"},
+                       HTTP_HOST="evil.example").status_code == 400
