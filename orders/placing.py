@@ -102,15 +102,31 @@ def _service(service_id: object, user: User) -> tuple[Service, dict[int, Decimal
     service = None if pk is None else _catalog_entry(pk)
     if service is None:
         raise Refusal(INCORRECT_SERVICE, "service")  # unknown, disabled, or routed nowhere
-    rate = (CustomRate.objects.filter(user=user, service_id=service.pk)
-            .values_list("rate", flat=True).first())
+    rate = _custom_rate(user.pk, service.pk)
     return service, {} if rate is None else {service.pk: rate}
 
 
 # Every order, API `add` included, needs its service and routes: one joined query, kept per
 # process for CATALOG_CACHE_SECONDS. A price up to that old is safe to sell at, because
-# dispatch never buys through a route that now costs more than the customer paid.
+# dispatch never buys through a route that now costs more than the customer paid. The
+# customer's custom rate for the service is kept as long, for the same reason (and the
+# margin floor still applies to it), so an API `add` spends no round trip on pricing.
 _catalog: dict[int, tuple[float, Service | None]] = {}
+_custom_rates: dict[tuple[int, int], tuple[float, Decimal | None]] = {}
+
+
+def _custom_rate(user_id: int, service_id: int) -> Decimal | None:
+    now = time.monotonic()
+    cached = _custom_rates.get((user_id, service_id))
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    rate = (CustomRate.objects.filter(user_id=user_id, service_id=service_id)
+            .values_list("rate", flat=True).first())
+    if settings.CATALOG_CACHE_SECONDS > 0:
+        if len(_custom_rates) > 10_000:
+            _custom_rates.clear()
+        _custom_rates[(user_id, service_id)] = (now + settings.CATALOG_CACHE_SECONDS, rate)
+    return rate
 
 
 def _catalog_entry(service_id: int) -> Service | None:

@@ -11,6 +11,12 @@ def dispatch_order(order_id: int) -> bool:
     return dispatch.dispatch_one(order_id)
 
 
+@shared_task(name="orders.tasks.dispatch_orders")
+def dispatch_orders(order_ids: list[int]) -> int:
+    """The on-commit kicks of a few orders placed together (orders.models.DispatchKicks)."""
+    return sum(dispatch.dispatch_one(order_id) for order_id in order_ids)
+
+
 @shared_task(name="orders.tasks.dispatch_due")
 def dispatch_due() -> int:
     return dispatch.dispatch_due()

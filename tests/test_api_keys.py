@@ -47,3 +47,14 @@ def test_a_revoked_key_or_a_suspended_customer_is_refused(alice, bob):
 
     assert ApiKey.objects.authenticate(raw) is None
     assert ApiKey.objects.authenticate(bobs) is None
+
+
+def test_an_authenticated_key_reads_its_owner_in_full(alice):
+    key, raw = ApiKey.issue(alice, "reseller")
+    found = ApiKey.objects.authenticate(raw)
+
+    assert found == key and found.name == "reseller" and found.last_used_at is None
+    assert found.user == alice and found.user.discount_percent == alice.discount_percent
+    assert (found.user.username, found.user.balance) == (alice.username, alice.balance)
+    key.revoke()
+    assert ApiKey.objects.authenticate(raw) is None

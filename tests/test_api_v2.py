@@ -390,3 +390,49 @@ def test_two_clients_behind_one_proxy_have_their_own_limits(client, keys, alice,
     first = [balance("198.51.100.1") for _ in range(3)]
     assert "error" in first[-1] and "error" not in first[0]
     assert "error" not in balance("198.51.100.2")
+
+
+def test_calls_are_served_uncounted_while_the_rate_limits_redis_is_down(
+        client, keys, settings, monkeypatch):
+    import redis
+
+    from orders import api
+    from panel.devdb import free_port
+
+    settings.API_RATE_LIMIT_PER_KEY = 1
+    dead = redis.Redis(port=free_port(), socket_connect_timeout=1)  # nothing listens there
+    monkeypatch.setattr(api, "_redis", lambda: dead)
+
+    assert [("error" in call(client, keys["alice"], "balance")) for _ in range(3)] == [
+        False, False, False]
+
+
+@pytest.mark.parametrize("status", list(Order.Status))
+def test_the_batch_status_query_answers_what_an_order_says(alice, bob, service, status):
+    from orders.models import api_statuses
+    from orders.placing import place_order
+
+    order = place_order(alice, service.pk, {"link": "https://x.com/s",
+                                            "quantity": service.min_quantity})
+    others = place_order(bob, service.pk, {"link": "https://x.com/s",
+                                           "quantity": service.min_quantity})
+    for remains, start, refunded in ((None, None, Decimal(0)), (0, 0, Decimal("0.00001")),
+                                     (7, 1234, order.charge)):
+        Order.objects.filter(pk=order.pk).update(status=status, remains=remains,
+                                                 start_count=start, refunded=refunded)
+        order.refresh_from_db()
+
+        assert api_statuses(alice.pk, [order.pk, others.pk, 10**12], "EUR") == {
+            order.pk: order.to_api_dict("EUR")}
+
+
+def test_api_calls_skip_the_page_middleware_but_not_the_host_check(client, keys):
+    reply = client.post("/api/v2", {"key": keys["alice"], "action": "balance"})
+    page = client.get("/terms/")
+
+    assert "error" not in reply.json()
+    assert reply.headers["X-Content-Type-Options"] == "nosniff"  # SecurityMiddleware's
+    assert "Content-Security-Policy" in page.headers
+    assert "Content-Security-Policy" not in reply.headers and not reply.cookies
+    assert client.post("/api/v2", {"key": keys["alice"], "action": "balance"},
+                       HTTP_HOST="evil.example").status_code == 400

@@ -140,6 +140,22 @@ def test_dispatch_is_kicked_only_once_the_order_committed(
     assert len(callbacks) == 1
 
 
+def test_a_new_custom_rate_applies_once_the_cached_one_expires(catalog, alice, settings):
+    import time
+
+    from orders.models import CustomRate
+
+    settings.CATALOG_CACHE_SECONDS = 0.5
+    service = make_service(catalog, "Default", one_order_per_link=False)
+    params = {"link": "https://x.com/r", "quantity": service.min_quantity}
+    listed = place_order(alice, service.pk, params).rate
+    CustomRate.objects.create(user=alice, service=service, rate=listed * 2)
+
+    assert place_order(alice, service.pk, params).rate == listed  # at most that old
+    time.sleep(0.6)
+    assert place_order(alice, service.pk, params).rate == listed * 2
+
+
 def test_mass_order_lines_succeed_or_fail_on_their_own(catalog, alice):
     service = make_service(catalog, "Default", one_order_per_link=False)
     text = (f"{service.pk} | https://x.com/1 | {service.min_quantity}\r\n"
@@ -172,7 +188,8 @@ def test_the_catalog_cache_saves_the_service_query_and_expires(catalog, alice, s
         with CaptureQueriesContext(connection) as ctx:
             place_order(alice, service.pk, params)
         counts.append(len(ctx.captured_queries))
-    assert counts[1] == counts[0] - 1  # the second order reuses the service and its routes
+    # The second order reuses the service, its routes and the customer's (absent) custom rate.
+    assert counts[1] == counts[0] - 2
 
     service.enabled = False
     service.save()
