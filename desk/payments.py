@@ -17,7 +17,7 @@ from django.db import transaction
 
 from desk.models import audit
 from panel.models import User
-from payments.models import GatewayName, Payment
+from payments.models import Payment
 
 
 def _locked(payment: Payment) -> Payment:
@@ -27,7 +27,7 @@ def _locked(payment: Payment) -> Payment:
 def awaits_decision(payment: Payment) -> bool:
     """Open and for staff to decide: a manual payment, or one a gateway's message flagged
     (e.g. a mismatched amount). Other open payments wait for their gateway, not for staff."""
-    return payment.is_open and (payment.gateway == GatewayName.MANUAL or payment.flagged)
+    return payment.awaits_staff
 
 
 def approve(actor: User, payment: Payment, reason: str, amount: Decimal | None = None) -> bool:

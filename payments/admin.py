@@ -70,11 +70,15 @@ class PaymentAdmin(admin.ModelAdmin[Payment]):
         assert isinstance(actor, User)
         done = 0
         for payment in payments.select_related("method"):
+            # As on the desk: an open card or crypto payment waits for its gateway, whose
+            # later "expired" could not take back money credited here.
+            if verb in ("approve", "reject") and not payment.awaits_staff:
+                continue
             if verb == "approve":
                 done += payment.approve(actor, note="approved in the admin")
             elif verb == "reject":
                 done += payment.reject(actor, "rejected in the admin: the money was not found")
-            else:
+            elif payment.flagged:
                 payment.settle_flag(actor, "settled in the admin, no adjustment")
                 done += 1
         self.message_user(request, _("%(done)d of %(all)d payment(s): %(verb)s.") % {

@@ -212,6 +212,12 @@ class Payment(models.Model):
     def is_open(self) -> bool:
         return self.state in self.OPEN
 
+    @property
+    def awaits_staff(self) -> bool:
+        """Open and for staff to decide: a manual payment, or one a gateway's message flagged
+        (e.g. a mismatched amount). Other open payments wait for their gateway, not staff."""
+        return self.is_open and (self.gateway == GatewayName.MANUAL or self.flagged)
+
     def _transition(self, from_states: tuple[str, ...], to: str, **fields: Any) -> bool:
         """Compare-and-set: move from one of `from_states` to `to`, or change nothing."""
         now = timezone.now()

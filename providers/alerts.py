@@ -16,4 +16,9 @@ def alert_admins(subject: str, message: str) -> None:
     recipients = list(get_user_model().objects.filter(is_superuser=True, is_active=True)
                       .exclude(email="").values_list("email", flat=True))
     if recipients:
-        send_mail(subject, message, None, recipients)
+        # Alerts are sent from sweeps and from the middle of an order's send: a mail server
+        # that does not answer must not stop those (the log line above is kept either way).
+        try:
+            send_mail(subject, message, None, recipients)
+        except Exception:
+            log.exception("alert not mailed: %s", subject)

@@ -124,6 +124,22 @@ def test_the_admin_actions_approve_and_settle(customer, bank, staff):
     assert page.status_code == 200 and "approved" in page.text
 
 
+def test_the_admin_cannot_approve_a_card_payment_its_gateway_has_not_paid(customer, staff):
+    card = make_method("stripe", name="Card")
+    waiting = Payment.objects.create(user=customer, method=card, gateway="stripe",
+                                     amount=Decimal("30"), currency="USD",
+                                     state=Payment.State.PENDING)
+    client = Client()
+    client.force_login(staff)
+    response = client.post("/admin/payments/payment/", {
+        "action": "approve_selected", "_selected_action": [waiting.pk]}, follow=True)
+
+    assert "0 of 1 payment(s): approve." in response.text
+    waiting.refresh_from_db()
+    customer.refresh_from_db()
+    assert waiting.state == Payment.State.PENDING and customer.balance == 0
+
+
 def test_admins_order_and_enable_methods_from_the_list(staff):
     first = make_method("demo", name="Demo", sort_order=0)
     second = make_method("manual", name="Bank", sort_order=1)

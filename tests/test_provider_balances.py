@@ -50,6 +50,20 @@ def test_low_balance_alerts_once_and_again_only_after_recovery(
     assert len(mail.outbox) == 2
 
 
+def test_a_mail_server_that_does_not_answer_does_not_stop_the_check(
+        provider, sandbox, admin_with_email, settings, caplog):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 2
+    Provider.objects.filter(pk=provider.pk).update(low_balance_threshold=Decimal("50"))
+    sandbox.set_balance(sandbox.key, "20")
+
+    check_balances()  # the alert cannot be mailed: logged, and the check goes on
+
+    provider.refresh_from_db()
+    assert provider.balance == Decimal("20") and provider.low_balance_alerted
+    assert any("alert not mailed" in r.getMessage() for r in caplog.records)
+
+
 def test_a_failing_upstream_keeps_the_last_known_balance(provider, sandbox, settings):
     settings.PROVIDER_READ_RETRIES = 0
     check_balances()
