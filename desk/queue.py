@@ -33,7 +33,7 @@ def with_desk_details(orders: QuerySet[Order]) -> QuerySet[Order]:
         "-created_at", "-id")
     routes = Route.objects.select_related("provider_service__provider").order_by("priority", "id")
     return (orders.select_related("user", "service", "provider", "sent_to",
-                                  "route__provider_service",
+                                  "route__provider_service__provider",
                                   "forced_route__provider_service__provider")
             .prefetch_related(Prefetch("service__routes", queryset=routes))
             .annotate(last_reply=Subquery(last.values("message")[:1]),

@@ -288,7 +288,8 @@ def _key_refused(route: Route, exc: ProviderError) -> bool:
         log.warning("%s: balance check after a key refusal: %s", route.provider, check)
     else:
         return False  # the key works: the refusal was about this order
-    return route.provider.refused_key(exc, "an order was refused") or True
+    route.provider.refused_key(exc, "an order was refused")
+    return True
 
 
 def _put_off_route(order: Order, route: Route, exc: ProviderError) -> str:

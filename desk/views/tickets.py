@@ -111,8 +111,8 @@ def _listed_orders(ticket: Ticket) -> list[dict[str, Any]]:
     """The ticket's orders with what the customer's buttons would say about each now."""
     if not ticket.order_ids:
         return []
-    orders = (Order.objects.filter(user_id=ticket.user_id, pk__in=ticket.order_ids)
-              .select_related("service", "route__provider_service"))
+    orders = (Order.objects.for_customer(ticket.user_id).filter(pk__in=ticket.order_ids)
+              .select_related("service", "route__provider_service", "provider"))
     latest: dict[int, Refill] = {}
     for refill in Refill.objects.filter(order_id__in=ticket.order_ids).order_by("-id"):
         latest.setdefault(refill.order_id, refill)
