@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from panel.csvexport import Echo, csv_cell
 from panel.models import LedgerEntry, User
 
 PER_PAGE = 25
@@ -75,26 +76,14 @@ def transactions(request: HttpRequest) -> HttpResponse:
         "page_query": f"kind={kind}" if kind else ""})
 
 
-class _Echo:
-    """csv.writer writes into this and gets the line back, for streaming."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def _csv_cell(text: str) -> str:
-    # A spreadsheet runs a cell that starts like a formula: keep customers' notes inert.
-    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def _csv_rows(entries: QuerySet[LedgerEntry]) -> Iterator[Any]:
-    writer = csv.writer(_Echo())
+    writer = csv.writer(Echo())
     yield writer.writerow([_("Date"), _("Kind"), _("Amount"), _("Balance after"), _("Order"),
                            _("Description")])
     for e in entries.iterator(chunk_size=2000):
         yield writer.writerow([
             timezone.localtime(e.created_at).isoformat(timespec="seconds"), e.kind,
-            str(e.amount), str(e.balance_after), e.order_id or "", _csv_cell(describe(e))])
+            str(e.amount), str(e.balance_after), e.order_id or "", csv_cell(describe(e))])
 
 
 @login_required

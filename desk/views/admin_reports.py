@@ -21,6 +21,7 @@ from desk.charts import bars_and_line
 from desk.queue import attention_count
 from orders import reports
 from orders.reports import Figures
+from panel.csvexport import csv_row
 from providers.models import Provider
 
 MAX_DAYS = 366
@@ -101,9 +102,7 @@ def _csv(name: str, header: list[str], rows: list[list[Any]]) -> HttpResponse:
     writer = csv.writer(response)
     writer.writerow(header)
     for row in rows:
-        # A cell starting with = + - @ is a formula to a spreadsheet: quote it as text.
-        writer.writerow([f"'{v}" if isinstance(v, str) and v[:1] in "=+-@" else v
-                         for v in row])
+        writer.writerow(csv_row(row))
     return response
 
 

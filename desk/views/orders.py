@@ -24,6 +24,7 @@ from desk.models import AuditEntry
 from desk.queue import last_route, order_actions, with_desk_details
 from desk.views import redirect_back
 from orders.models import Order, OrderEvent, Refill, Route
+from panel.csvexport import Echo, csv_row
 from panel.models import User
 from panel.templatetags.panel_money import money
 
@@ -73,11 +74,6 @@ def order_list(request: HttpRequest) -> HttpResponse:
         "rows": [{"order": o, "route": last_route(o)} for o in page.object_list]})
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 CSV_COLUMNS = ["id", "created_at", "customer", "service", "provider", "upstream_id", "status",
                "link", "quantity", "charge", "refunded", "cost", "remains", "flag_reason"]
 
@@ -90,8 +86,8 @@ def order_csv(request: HttpRequest) -> StreamingHttpResponse:
                               "provider__name", "upstream_id", "status", "link",
                               "charged_units", "charge", "refunded", "cost", "remains",
                               "flag_reason")[:CSV_LIMIT]
-    writer = csv.writer(_Echo())
-    lines = (writer.writerow(_csv_safe(row)) for row in rows.iterator(chunk_size=2000))
+    writer = csv.writer(Echo())
+    lines = (writer.writerow(csv_row(row)) for row in rows.iterator(chunk_size=2000))
     response = StreamingHttpResponse(
         _chain([writer.writerow(CSV_COLUMNS)], lines), content_type="text/csv")
     response["Content-Disposition"] = 'attachment; filename="orders.csv"'
@@ -101,12 +97,6 @@ def order_csv(request: HttpRequest) -> StreamingHttpResponse:
 def _chain(*parts: Any) -> Any:
     for part in parts:
         yield from part
-
-
-def _csv_safe(row: tuple[Any, ...]) -> list[Any]:
-    """Links and names are the customers' text: a leading = + - @ would be a formula in a
-    spreadsheet, so it is quoted with an apostrophe."""
-    return [f"'{v}" if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") else v for v in row]
 
 
 @desk_view("orders")
